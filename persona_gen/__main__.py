@@ -1,0 +1,3 @@
+from persona_gen.cli import main
+
+main()

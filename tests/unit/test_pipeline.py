@@ -1,0 +1,119 @@
+"""The spine with the fake LM: folder layout, loadability, determinism, warm cache, bad overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from persona_gen.core.records import PERSONA_KEYS
+from persona_gen.pipeline import run
+from tests.helpers import compose_run
+
+FAKE = ["model@models.generator=fake", "model@models.judge=fake", "scale=tiny", "sampler.fidelity_sample_size=2000"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spine")
+    result = run(compose_run(root / "run1", root / "cache", FAKE))
+    return root, result
+
+
+def test_pipeline_writes_hub_layout(first_run):
+    _, result = first_run
+    files = sorted(str(p.relative_to(result.dataset_dir)) for p in result.dataset_dir.rglob("*.parquet"))
+    assert "data/feedback/train-00000-of-00001.parquet" in files
+    assert "data/feedback/test-00000-of-00001.parquet" in files
+    assert "data/personas/train-00000-of-00001.parquet" in files
+    assert "data/judgments/train-00000-of-00001.parquet" in files
+    assert result.card_path.name == "README.md"
+
+
+def test_pipeline_output_loads_with_datasets(first_run):
+    datasets = pytest.importorskip("datasets")
+    _, result = first_run
+    ds = datasets.load_dataset(str(result.dataset_dir), "feedback")
+    cols = set(ds["train"].column_names)
+    assert {"persona", "instruction", "original", "data", "critique", "question type"} <= cols
+    assert len(ds["train"]) + len(ds["test"]) == result.manifest["rows"]["feedback"]["train"] + \
+        result.manifest["rows"]["feedback"]["test"]
+
+
+def test_pipeline_card_parses_with_huggingface_hub(first_run):
+    from huggingface_hub import DatasetCard
+
+    _, result = first_run
+    card = DatasetCard.load(result.card_path)
+    names = [c["config_name"] for c in card.data.to_dict()["configs"]]
+    assert {"feedback", "personas", "questions", "judgments", "persona_rejections"} <= set(names)
+    assert result.content_hash in card.text
+
+
+def test_pipeline_personas_have_all_33_keys(first_run):
+    import pandas as pd
+
+    _, result = first_run
+    df = pd.read_parquet(result.dataset_dir / "data/personas/train-00000-of-00001.parquet")
+    assert len(PERSONA_KEYS) == 33
+    for text in df["persona"]:
+        keys = [line.split(": ", 1)[0] for line in text.splitlines()]
+        assert keys == list(PERSONA_KEYS)
+    assert (df[list(PERSONA_KEYS)] != "").all().all()
+
+
+def test_pipeline_judges_both_orders(first_run):
+    import pandas as pd
+
+    _, result = first_run
+    df = pd.read_parquet(result.dataset_dir / "data/judgments/train-00000-of-00001.parquet")
+    assert len(df) > 0
+    counts = df.groupby(["feedback_id", "variant"])["order"].apply(set)
+    assert all(s == {"original_first", "revision_first"} for s in counts)
+
+
+def test_pipeline_same_seed_same_hash_and_warm_cache_makes_no_call(first_run):
+    root, result = first_run
+    again = run(compose_run(root / "run2", root / "cache", FAKE))
+    assert again.content_hash == result.content_hash
+    assert again.lm_calls == 0
+    assert result.lm_calls > 0
+    for rel in ("data/feedback/train-00000-of-00001.parquet", "README.md"):
+        assert (again.dataset_dir / rel).read_bytes() == (result.dataset_dir / rel).read_bytes()
+
+
+def test_pipeline_other_seed_other_hash(first_run):
+    root, result = first_run
+    other = run(compose_run(root / "run3", root / "cache", [*FAKE, "seed=7"]))
+    assert other.content_hash != result.content_hash
+
+
+def test_pipeline_manifest_counts_rows_and_failures(first_run):
+    _, result = first_run
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["rows"]["feedback"]["train"] == 2 * 1
+    assert "failures" in manifest and "content_hash" in manifest
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run([sys.executable, "-m", "persona_gen", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_zero_personas_is_one_clear_error(tmp_path):
+    proc = _cli([*FAKE, "scale.num_personas=0"], tmp_path)
+    assert proc.returncode != 0
+    assert "scale.num_personas must be >= 1, but got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_unknown_model_is_one_clear_error(tmp_path):
+    proc = _cli(["models.generator=gpt9"], tmp_path)
+    assert proc.returncode != 0
+    assert "gpt9" in proc.stderr
+    assert "Traceback" not in proc.stderr
