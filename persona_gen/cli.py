@@ -22,20 +22,16 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://persona_gen.conf", config_name="config")
 def _app(cfg: DictConfig) -> float | None:
-    from persona_gen.pipeline import run
+    from persona_gen.tasks import resolve_task
 
     try:
-        result = run(cfg)
+        result = resolve_task(str(cfg.task))(cfg)
     except PersonaGenError as exc:
         # One clear line, no traceback: the message says what, expected, got, where and how to fix.
         print(f"persona-gen: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"dataset:  {result.dataset_dir}")
-    print(f"card:     {result.card_path}")
-    for p in result.plots:
-        print(f"plot:     {p}")
-    print(f"manifest: {result.manifest_path}")
-    print(f"content hash: {result.content_hash}  (LM calls: {result.lm_calls})")
+    for line in result.summary_lines():
+        print(line)
     return None
 
 

@@ -45,6 +45,12 @@ class RunResult:
     lm_calls: int
     manifest: dict[str, Any]
 
+    def summary_lines(self) -> list[str]:
+        lines = [f"dataset:  {self.dataset_dir}", f"card:     {self.card_path}"]
+        lines += [f"plot:     {p}" for p in self.plots]
+        lines += [f"manifest: {self.manifest_path}", f"content hash: {self.content_hash}  (LM calls: {self.lm_calls})"]
+        return lines
+
 
 def stage_seeds(seed: int) -> dict[str, int]:
     children = np.random.SeedSequence(seed).spawn(len(STAGE_SEEDS))

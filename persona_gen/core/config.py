@@ -65,6 +65,7 @@ class ModelsConfig:
 class RunConfig:
     """Top-level schema; groups not listed here stay free-form and are checked by their stage."""
 
+    task: str = "generate"
     seed: int = 0
     run_name: str = "persona"
     max_failure_rate: float = 0.5
@@ -76,6 +77,9 @@ class RunConfig:
     cache: Any = None
     publish: Any = None
     shard: Any = None
+    bench: Any = None
+    optimize: Any = None
+    annotate: Any = None
 
 
 def register_configs() -> None:

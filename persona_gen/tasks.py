@@ -1,0 +1,26 @@
+"""Tasks that ``persona-gen task=<name>`` runs. Each is ``fn(cfg) -> TaskResult``-like with ``summary_lines()``.
+
+Tasks are looked up by import path so the CLI stays thin and a task's heavy imports load only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from persona_gen.core.errors import ConfigError, format_error
+
+__all__ = ["TASKS", "resolve_task"]
+
+TASKS: dict[str, str] = {
+    "generate": "persona_gen.pipeline:run",
+}
+
+
+def resolve_task(name: str) -> Callable[[Any], Any]:
+    if name not in TASKS:
+        raise ConfigError(format_error("task", expected=f"one of {sorted(TASKS)}", got=name,
+                                       where="command line or conf/config.yaml", fix="e.g. task=generate"))
+    module, func = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), func)
