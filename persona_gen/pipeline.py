@@ -280,7 +280,11 @@ def run(cfg: DictConfig) -> RunResult:
                    "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
         "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
         "judge_variants": ", ".join(cfg.stage.judge.variants), "judge_scorecard": scorecard,
-        "agreement": agreement or "not computed", "stage_stats": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "agreement": agreement or "not computed",
+        # Answers per stage, not calls vs cache hits: a warm rerun must render the same card byte for byte.
+        "stage_stats": {k: {"answers": v.calls + v.cache_hits, "failures": v.failures,
+                            "failures_by_kind": dict(sorted(v.by_kind.items())) or "none"}
+                        for k, v in sorted(stats.items())},
         "fidelity": _fidelity_summary(fidelity),
     }
     published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
@@ -288,7 +292,7 @@ def run(cfg: DictConfig) -> RunResult:
     manifest = {
         "seed": int(cfg.seed), "config_hash": context["config_hash"], "content_hash": published.content_hash,
         "rows": {cfg_name: {split: len(df) for split, df in splits.items()} for cfg_name, splits in tables.items()},
-        "lm_calls": lm_calls, "cache": cache.stats(), "stages": context["stage_stats"],
+        "lm_calls": lm_calls, "cache": cache.stats(), "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
         "feedback_rows_with_failures": int(sum(1 for r in feedback if r.failures)),
         "enrich": context["enrich"], "question_filters": qres.filter_counts,

@@ -69,8 +69,8 @@ def contradiction_rule(marker: str = "contradiction") -> Rule:
     """A rule for the consistency check: a persona whose text contains ``marker`` is inconsistent."""
 
     def rule(prompt: str, schema: dict[str, Any]) -> dict[str, Any] | None:
-        props = schema.get("properties", {})
-        if "verdict" not in props:
+        defs = schema.get("$defs", {})
+        if not any("consistent" in d.get("properties", {}) for d in defs.values()):
             return None
         user = prompt.rsplit("[[ ## persona ## ]]", 1)[-1]
         if marker not in user.lower():

@@ -21,6 +21,7 @@ def compose_run(out: Path, cache: Path, overrides: list[str] = ()) -> DictConfig
         cfg.hydra.runtime.output_dir = str(out)
         cfg.hydra.runtime.cwd = str(out.parent)
         cfg.paths.output_dir = str(out)
+        cfg.paths.root = str(out.parent)
         cfg.cache.dir = str(cache)
     OmegaConf.resolve(cfg)
     with open_dict(cfg):

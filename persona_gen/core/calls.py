@@ -103,8 +103,10 @@ class Caller:
             return self.stats.setdefault(stage, CallStats())
 
     def key_for(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0) -> str:
-        sig = module.signature if hasattr(module, "signature") else module.predict.signature
-        ident = {**signature_identity(sig), "module": type(module).__name__}
+        # Every predictor's signature (ChainOfThought adds a reasoning field) is part of the prompt.
+        predictors = module.named_predictors() if hasattr(module, "named_predictors") else []
+        ident = {"module": type(module).__name__,
+                 "predictors": {name: signature_identity(p.signature) for name, p in predictors}}
         return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
                          sample_index=sample_index, program_hash=program_hash(module))
 

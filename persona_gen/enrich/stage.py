@@ -96,13 +96,19 @@ def _with_psychodemographics(candidates: Sequence[Persona], *, seed: int, tables
     frame["age"] = pd.to_numeric(frame["age"], errors="coerce").fillna(0).astype(int)
     frame["income"] = pd.to_numeric(frame["income"], errors="coerce")
     psycho = sample_psychodemographics(frame, seed=seed, tables=tables)
-    prov = {k: str(v) for k, v in table_provenance().items() if k in PSYCHO_KEYS}
+    prov = {k: _prov_text(v) for k, v in table_provenance(tables).items() if k in PSYCHO_KEYS}
     out = []
     for cand, (_, row) in zip(candidates, psycho.iterrows(), strict=True):
         attrs = {**cand.attributes, **{k: str(row[k]) for k in PSYCHO_KEYS}}
         out.append(cand.model_copy(update={"attributes": _ordered(attrs),
                                            "provenance": {**cand.provenance, **prov}}))
     return out
+
+
+def _prov_text(entry: Any) -> str:
+    if isinstance(entry, dict):
+        return f"{entry.get('table', '?')}@{str(entry.get('sha256', ''))[:12]} ({entry.get('source', '')})"
+    return str(entry)
 
 
 def _render_partial(attrs: dict[str, str]) -> str:

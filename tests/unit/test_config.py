@@ -50,8 +50,6 @@ CASES = [(g, o) for g in GROUPS for o in _options(g)]
 def test_config_every_option_composes_and_validates(group, option):
     if group == "model":
         override = f"model@models.generator={option}"
-    elif group == "experiment":
-        override = f"+experiment={option}"
     else:
         override = f"{group}={option}"
     cfg = _compose([override])
@@ -89,4 +87,6 @@ def test_validate_rejects_negative_rows():
 def test_config_saved_openai_config_holds_no_key(monkeypatch):
     monkeypatch.setenv("PERSONA_GEN_API_KEY", "sk-secret-123")
     cfg = _compose(["model@models.generator=openai_compatible"])
+    with open_dict(cfg):
+        del cfg["hydra"]
     assert "sk-secret-123" not in OmegaConf.to_yaml(cfg, resolve=True)
