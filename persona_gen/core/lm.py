@@ -78,6 +78,54 @@ def _response(text: str, model: str, prompt_tokens: int = 0, completion_tokens: 
                     total_tokens=prompt_tokens + completion_tokens))
 
 
+def _string_leaves(schema: dict[str, Any], defs: dict[str, Any]) -> int:
+    if "$ref" in schema:
+        return _string_leaves(defs.get(schema["$ref"].split("/")[-1], {}), defs)
+    if schema.get("type") == "object":
+        return sum(_string_leaves(s, defs) for s in schema.get("properties", {}).values())
+    if schema.get("type") == "array":
+        return int(schema.get("maxItems", 8)) * _string_leaves(schema.get("items", {}), defs)
+    return 1 if schema.get("type") == "string" and "enum" not in schema else 0
+
+
+def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """A copy of ``schema`` whose free strings and arrays are bounded to fit ``max_tokens``.
+
+    A small model under a grammar can write one string until the token budget runs out; the answer is then
+    truncated JSON that never parses. Bounding each free string (and each array) in the grammar makes every
+    answer end inside the budget. This shapes decoding only: validation still uses the signature's own types.
+    """
+    schema = json.loads(json.dumps(schema))
+    defs = schema.get("$defs", {})
+
+    def cap_arrays(node: dict[str, Any]) -> None:
+        if node.get("type") == "array":
+            node.setdefault("maxItems", 8)
+            cap_arrays(node.get("items", {}))
+        for child in node.get("properties", {}).values():
+            cap_arrays(child)
+
+    cap_arrays(schema)
+    for d in defs.values():
+        cap_arrays(d)
+    leaves = max(1, _string_leaves(schema, defs))
+    # ~3 characters a token, 30% of the budget left for JSON syntax and keys.
+    per_string = max(16, int(max_tokens * 0.7 * 3 / leaves))
+
+    def cap_strings(node: dict[str, Any]) -> None:
+        if node.get("type") == "string" and "enum" not in node:
+            node["maxLength"] = min(int(node.get("maxLength", per_string)), per_string)
+        for child in node.get("properties", {}).values():
+            cap_strings(child)
+        if isinstance(node.get("items"), dict):
+            cap_strings(node["items"])
+
+    cap_strings(schema)
+    for d in defs.values():
+        cap_strings(d)
+    return schema
+
+
 class LlamaCppEngine:
     """SmolLM2 (or any GGUF) in-process through llama-cpp-python, JSON-schema constrained.
 
@@ -116,6 +164,8 @@ class LlamaCppEngine:
             kwargs["stop"] = list(cfg.stop)
         if cfg.response_format is not None:
             schema = _schema_of(cfg.response_format)
+            if schema:
+                schema = bound_schema(schema, kwargs["max_tokens"])
             kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         messages = _request_messages(request)
         with self._lock:
