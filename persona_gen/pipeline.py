@@ -74,7 +74,7 @@ def _census_candidates(cfg: DictConfig, n: int, seed: int) -> tuple[list[Persona
         attrs = {k: str(row[k]) for k in CENSUS_KEYS}
         rid = str(row["source_record_id"])
         candidates.append(Persona(persona_id=stable_id("p", seed, i, rid), attributes=attrs, source_record_id=rid,
-                                  provenance={"census": source.describe() if hasattr(source, "describe") else ""}))
+                                  provenance={k: f"census:{source.name}" for k in CENSUS_KEYS}))
     return candidates, source, frame
 
 
@@ -274,8 +274,8 @@ def run(cfg: DictConfig) -> RunResult:
         "seed": int(cfg.seed), "config_hash": config_hash(cfg), "signature_hashes": sig_hashes,
         "generator_model": gen.client.model_id, "judge_model": judge.client.model_id,
         "embedded_model": "smollm2" in (cfg.models.generator.kind, cfg.models.judge.kind),
-        "census": {"num_personas": len(personas), "source": getattr(source, "name", "census"),
-                   "year": getattr(source, "year", ""), "states": getattr(source, "states_label", "")},
+        "census": {"num_personas": len(personas), "source": source.name, "description": source.describe(),
+                   "year": source.spec.year or "", "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
         "enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
                    "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
         "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
@@ -314,9 +314,12 @@ def _fidelity_summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:
     if not fidelity:
         return None
     rep = fidelity["report"]
-    one = rep.get("one_way") or rep.get("tvd_1way") or {}
-    tvds = {k: (v["tvd"] if isinstance(v, dict) else v) for k, v in one.items()} if isinstance(one, dict) else {}
-    worst = max(tvds, key=tvds.get) if tvds else None
-    return {"max_tvd_1way": float(rep.get("max_tvd_1way", max(tvds.values()) if tvds else 0.0)),
-            "worst_1way": worst, "plot": "plots/population_vs_census.png",
-            "sample_size": rep.get("sample_size") or rep.get("n_sample")}
+    one = {k: v["tvd"] for k, v in rep["one_way"].items()}
+    ref = {k: v.get("reference_tvd") for k, v in rep["one_way"].items()}
+    worst = max(one, key=one.get) if one else None
+    return {"sample_size": rep["sample_size"], "source": rep["source"], "source_records": rep["source_records"],
+            "max_tvd_1way": round(float(rep["one_way_max_tvd"]), 5), "worst_1way": worst,
+            "worst_1way_reference_tvd": None if worst is None or ref[worst] is None else round(float(ref[worst]), 5),
+            "max_tvd_2way": round(float(rep["two_way_max_tvd"]), 5),
+            "worst_pairs": rep.get("worst_pairs", [])[:5], "k_anonymity": rep.get("k_anonymity"),
+            "plot": "plots/population_vs_census.png"}
