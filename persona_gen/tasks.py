@@ -15,6 +15,11 @@ __all__ = ["TASKS", "resolve_task"]
 
 TASKS: dict[str, str] = {
     "generate": "persona_gen.pipeline:run",
+    "optimize": "persona_gen.optimize.task:run_optimize",
+    "annotate_export": "persona_gen.annotate.tasks:run_export",
+    "annotate_import": "persona_gen.annotate.tasks:run_import",
+    "annotate_serve": "persona_gen.annotate.tasks:run_serve",
+    "bench": "persona_gen.bench.task:run_bench",
 }
 
 

@@ -1,5 +1,11 @@
 """DSPy signatures, one per LM call; import them only as ``persona_gen.signatures``."""
 
+from persona_gen.signatures.bench import (
+    AnswerForPersona,
+    AnswerFromPersonaSummary,
+    CritiqueBenchAnswer,
+    SummarizePersona,
+)
 from persona_gen.signatures.enrich import (
     CheckPersonaConsistency,
     ConsistencyVerdict,
@@ -11,10 +17,13 @@ from persona_gen.signatures.judge import JudgeInVoice
 from persona_gen.signatures.questions import ControversyVerdict, DraftQuestions, JudgeControversy
 
 __all__ = [
+    "AnswerForPersona",
+    "AnswerFromPersonaSummary",
     "AnswerQuestion",
     "CheckPersonaConsistency",
     "ConsistencyVerdict",
     "ControversyVerdict",
+    "CritiqueBenchAnswer",
     "CritiqueInVoice",
     "DraftQuestions",
     "Idiosyncrasies",
@@ -22,5 +31,6 @@ __all__ = [
     "JudgeInVoice",
     "PersonaCritique",
     "ReviseForPersona",
+    "SummarizePersona",
     "WritePersonaDetails",
 ]

@@ -17,6 +17,7 @@ GROUPS = {
     "scale": "scale",
     "cache": "cache",
     "publish": "publish",
+    "bench": "bench",
     "sampler": "sampler",
     "experiment": "experiment",
     "stage/enrich": "stage/enrich",

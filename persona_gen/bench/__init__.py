@@ -1,0 +1,50 @@
+"""PERSONA Bench: score a personalization method with a persona-voiced critic (``persona-gen task=bench``)."""
+
+from persona_gen.bench.data import BenchData, BenchPair, load_bench_data, select_pairs
+from persona_gen.bench.evaluate import (
+    accuracy_summary,
+    intersectionality,
+    leave_one_out,
+    pass_at_k_samples,
+    pass_at_k_summary,
+    score_pairs,
+)
+from persona_gen.bench.methods import (
+    BenchCritic,
+    NoPersonaAnswerer,
+    PersonaAnswerer,
+    PluggedMethod,
+    SummaryAnswerer,
+    build_method,
+    load_method,
+)
+from persona_gen.bench.records import BenchRow
+from persona_gen.bench.settings import MODES, PAPER_MODES, BenchSettings, read_settings
+from persona_gen.bench.task import BenchResult, run_bench
+
+__all__ = [
+    "MODES",
+    "PAPER_MODES",
+    "BenchCritic",
+    "BenchData",
+    "BenchPair",
+    "BenchResult",
+    "BenchRow",
+    "BenchSettings",
+    "NoPersonaAnswerer",
+    "PersonaAnswerer",
+    "PluggedMethod",
+    "SummaryAnswerer",
+    "accuracy_summary",
+    "build_method",
+    "intersectionality",
+    "leave_one_out",
+    "load_bench_data",
+    "load_method",
+    "pass_at_k_samples",
+    "pass_at_k_summary",
+    "read_settings",
+    "run_bench",
+    "score_pairs",
+    "select_pairs",
+]
