@@ -245,13 +245,13 @@ def run(cfg: DictConfig) -> RunResult:
     tables["persona_rejections"]["train"]["offending_fields"] = \
         tables["persona_rejections"]["train"]["offending_fields"].map(list)
     plots = []
-    judge_plot = _plot_judges(scorecard, out_dir / "dataset" / "plots" / "judge_scorecard.png")
+    judge_plot = _plot_judges(scorecard, out_dir / "plots" / "judge_scorecard.png")
     if judge_plot:
         plots.append(judge_plot)
     if fidelity and fidelity["paths"].get("png"):
         import shutil
 
-        dst = out_dir / "dataset" / "plots" / "population_vs_census.png"
+        dst = out_dir / "plots" / "population_vs_census.png"
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fidelity["paths"]["png"], dst)
         plots.append(dst)
@@ -306,7 +306,8 @@ def run(cfg: DictConfig) -> RunResult:
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))
     cache.close()
-    return RunResult(out_dir, published.folder, published.card_path, manifest_path, plots,
+    published_plots = [published.folder / "plots" / p.name for p in plots]
+    return RunResult(out_dir, published.folder, published.card_path, manifest_path, published_plots,
                      published.content_hash, lm_calls, manifest)
 
 

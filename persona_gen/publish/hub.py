@@ -1,111 +1,380 @@
 """Publish: the Hub folder (card + parquet configs + plots) and, unless dry-run, the upload.
 
-The folder is what ``huggingface-cli upload <repo> <folder> --repo-type dataset`` pushes as is, and
-``datasets.load_dataset(<folder>, "<config>")`` reads. The token is read from the environment variable
-that ``publish.token_env`` names; it is never written to the card, the manifest, logs or data.
+The folder is what the Hub CLI pushes as is and what ``datasets`` reads::
+
+    README.md                                      dataset card (YAML header declares the configs)
+    data/<config>/<split>-NNNNN-of-NNNNN.parquet   shards of at most publish.rows_per_shard rows
+    plots/<name>.png                               linked from the card
+
+The folder is built in a hidden staging folder beside it and swapped in only when complete, so a failed
+run leaves the previous folder as it was and no half-written one. The token is read from the environment
+variable that ``publish.token_env`` names, at upload time only; it is never written to the card, the
+config, logs or data, and every file is checked for it before anything is sent. See ``README.md`` beside
+this module for the CLI commands.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
-from dataclasses import dataclass
-from importlib import resources
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from persona_gen.core.errors import PublishError, format_error
-from persona_gen.publish.writer import atomic_write_text, content_hash, write_parquet_shards
+from persona_gen.publish.card import SplitInfo, _get, render_card, validate_card
+from persona_gen.publish.writer import (
+    ROW_GROUP_SIZE,
+    ROWS_PER_SHARD,
+    ShardWriter,
+    atomic_write_text,
+    check_name,
+    content_hash,
+    fsync_dir,
+    write_parquet_shards,
+)
 
-__all__ = ["Published", "publish_folder", "render_card", "upload_folder"]
+__all__ = ["MODES", "Published", "publish_folder", "read_token", "scan_for_secret", "upload_folder"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("dry_run", "hub")
+# Remote files under these patterns that the local folder no longer has are deleted in the upload commit:
+# shards of an earlier run with another shard count would otherwise be read as data by the config globs.
+MANAGED_PATTERNS = ["data/*", "plots/*"]
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
+_TOKEN_LIKE = re.compile(r"(hf_|api_org_)[A-Za-z0-9]{8,}")
+_WHERE = "conf/publish/hub.yaml or the command line"
 
 
 @dataclass(frozen=True)
 class Published:
+    """What :func:`publish_folder` wrote, and where it was uploaded (``None`` on a dry run)."""
+
     folder: Path
     card_path: Path
     content_hash: str
     uploaded: str | None
+    files: tuple[Path, ...] = ()
+    splits: Mapping[str, Mapping[str, SplitInfo]] = field(default_factory=dict)
 
 
-def _card_data(tables: dict[str, dict[str, pd.DataFrame]], pretty_name: str) -> Any:
-    from huggingface_hub import DatasetCardData
-
-    total = sum(len(df) for splits in tables.values() for df in splits.values())
-    size = "n<1K" if total < 1_000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 \
-        else "100K<n<1M" if total < 1_000_000 else "1M<n<10M"
-    configs = [{"config_name": name, "data_files": [{"split": split, "path": f"data/{name}/{split}-*.parquet"}
-                                                    for split in sorted(splits)],
-                **({"default": True} if name == "feedback" else {})}
-               for name, splits in tables.items()]
-    return DatasetCardData(
-        license="cc-by-4.0", language=["en"], pretty_name=pretty_name, size_categories=[size],
-        task_categories=["text-generation"], tags=["synthetic", "personas", "pluralistic-alignment", "preference",
-                                                   "census", "dpf"],
-        configs=configs)
+# -- configuration checks (all before anything is written) -------------------------------------------------------
 
 
-def render_card(tables: dict[str, dict[str, pd.DataFrame]], context: dict[str, Any], *, plots: list[str],
-                pretty_name: str = "PERSONA-style synthetic preference data") -> str:
-    from huggingface_hub import DatasetCard
-
-    template = resources.files("persona_gen.cards").joinpath("dataset_card.md.j2")
-    configs_table = [{"name": n, "splits": ", ".join(sorted(s)), "rows": sum(len(d) for d in s.values())}
-                     for n, s in tables.items()]
-    card = DatasetCard.from_template(
-        _card_data(tables, pretty_name), template_path=str(template), pretty_name=pretty_name,
-        configs_table=configs_table, plots=plots, **context)
-    return str(card)
+def _mode(cfg: Any) -> str:
+    mode = str(_get(cfg, "mode", "dry_run"))
+    if mode not in MODES:
+        raise PublishError(format_error("publish.mode", expected=f"one of {list(MODES)}", got=mode, where=_WHERE,
+                                        fix="use publish=dry_run (write only) or publish=hub (write and upload)"))
+    return mode
 
 
-def upload_folder(folder: Path, publish_cfg: Any) -> str:
-    """Create the dataset repo (private by default) and upload the folder; resumable for large folders."""
+def _repo_id(cfg: Any) -> str:
+    repo_id = _get(cfg, "repo_id")
+    if not repo_id or repo_id == "???" or not _REPO_ID.fullmatch(str(repo_id)) or len(str(repo_id)) > 96:
+        got = "unset" if repo_id in (None, "", "???") else repo_id
+        raise PublishError(format_error("publish.repo_id", expected="'<user or org>/<name>'", got=got,
+                                        where=_WHERE, fix="pass publish.repo_id=me/persona-data"))
+    return str(repo_id)
+
+
+def read_token(publish_cfg: Any) -> str:
+    """The Hub token from the environment variable named by ``publish.token_env`` (default ``HF_TOKEN``).
+
+    Raises:
+        PublishError: the config holds a token itself, ``token_env`` looks like a token rather than a
+            variable name, or the variable is unset or empty. No message ever shows a token.
+    """
+    if _get(publish_cfg, "token"):
+        raise PublishError(format_error(
+            "publish.token", expected="unset (a token in the config would be saved with it)", got="a value (hidden)",
+            where=_WHERE, fix="remove it and export the token in the variable publish.token_env names"))
+    token_env = str(_get(publish_cfg, "token_env", "HF_TOKEN"))
+    if _TOKEN_LIKE.search(token_env) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
+        raise PublishError(format_error(
+            "publish.token_env", expected="the NAME of an environment variable, e.g. HF_TOKEN",
+            got="a value that is not a variable name (hidden: it may be a token)", where=_WHERE,
+            fix="export HF_TOKEN=<token> and pass publish.token_env=HF_TOKEN; revoke the token if it was a real one"))
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise PublishError(format_error(
+            f"environment variable {token_env} (named by publish.token_env)",
+            expected="set to a Hub token with write access", got="unset or empty", where="the environment",
+            fix=f"export {token_env}=<token from https://huggingface.co/settings/tokens>, or use publish=dry_run"))
+    return token
+
+
+def _check_online() -> None:
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise PublishError(format_error(
+            "huggingface_hub offline mode", expected="off to upload", got="HF_HUB_OFFLINE=1", where="the environment",
+            fix="unset HF_HUB_OFFLINE, or use publish=dry_run and upload later with `hf upload`"))
+
+
+def scan_for_secret(folder: str | Path, secret: str, *, chunk: int = 1 << 20) -> list[Path]:
+    """Every file under ``folder`` whose bytes contain ``secret`` (read in overlapping chunks)."""
+    needle = secret.encode()
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file():
+            continue
+        tail = b""
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                if needle in tail + block:
+                    found.append(path)
+                    break
+                tail = block[-(len(needle) - 1):] if len(needle) > 1 else b""
+    return found
+
+
+def _refuse_secret(folder: Path, token: str) -> None:
+    leaks = scan_for_secret(folder, token)
+    if leaks:
+        raise PublishError(format_error(
+            "the dataset folder", expected="free of the Hub token", got=f"the token in {len(leaks)} file(s)",
+            where=", ".join(str(p.relative_to(folder)) for p in leaks[:5]),
+            fix="find how it got into the data (a prompt? a config dump?), remove it, and revoke the token"))
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+# -- upload --------------------------------------------------------------------------------------------------------
+
+
+def upload_folder(folder: str | Path, publish_cfg: Any, *, token: str | None = None) -> str:
+    """Create the dataset repo (private unless ``publish.private=false``) and upload the folder.
+
+    Remote shards and plots the folder no longer has are deleted in the same commit. With
+    ``publish.large_folder=true`` the upload is resumable: ``HfApi.upload_large_folder`` where the installed
+    huggingface_hub has it (2.4, pinned here, does not), else ``HfApi.upload_folder``, which with ``hf_xet``
+    installed is itself resumable and splits large folders into several commits. Rerunning an interrupted
+    upload resumes it.
+
+    Returns:
+        The commit URL, or the repo URL for ``upload_large_folder``.
+
+    Raises:
+        PublishError: no repo id, no token, offline mode, the token found in a file, or the Hub refused.
+    """
+    folder = Path(folder)
+    repo_id = _repo_id(publish_cfg)
+    token = token or read_token(publish_cfg)
+    _check_online()
+    _refuse_secret(folder, token)
+    return _upload(folder, publish_cfg, repo_id=repo_id, token=token)
+
+
+def _upload(folder: Path, publish_cfg: Any, *, repo_id: str, token: str) -> str:
     from huggingface_hub import HfApi
 
-    repo_id = publish_cfg.get("repo_id")
-    if not repo_id:
-        raise PublishError(format_error("publish.repo_id", expected="'<user or org>/<name>'", got=repo_id,
-                                        where="conf/publish/hub.yaml", fix="pass publish.repo_id=me/persona-data"))
-    token_env = publish_cfg.get("token_env") or "HF_TOKEN"
-    token = os.environ.get(token_env)
-    if not token:
-        raise PublishError(format_error(f"environment variable {token_env}", expected="set to a Hub write token",
-                                        got="unset", where="publish.token_env", fix=f"export {token_env}=..."))
-    api = HfApi(endpoint=publish_cfg.get("endpoint") or None, token=token)
+    endpoint = _get(publish_cfg, "endpoint") or None
+    private = bool(_get(publish_cfg, "private", True))
+    api = HfApi(endpoint=endpoint, token=token, library_name="persona_gen")
+    log.info("publish: uploading %s to dataset %s (private=%s)", folder, repo_id, private)
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=bool(publish_cfg.get("private", True)), exist_ok=True)
-        if publish_cfg.get("large_folder", False):
-            api.upload_large_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset")
-            return f"{repo_id}"
+        repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        large = getattr(api, "upload_large_folder", None) if _get(publish_cfg, "large_folder", False) else None
+        if large is not None:
+            large(repo_id=repo_id, folder_path=str(folder), repo_type="dataset", private=private)
+            _delete_stale(api, repo_id, folder)
+            return str(repo_url)
+        message = str(_get(publish_cfg, "commit_message", "persona_gen: publish dataset"))
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset",
-                                 commit_message="persona_gen: publish dataset")
+                                 commit_message=message, delete_patterns=MANAGED_PATTERNS)
     except Exception as exc:
-        # Never echo the token: huggingface_hub errors carry URLs and bodies, not headers.
-        raise PublishError(format_error(f"upload to {repo_id}", expected="to succeed", got=type(exc).__name__,
-                                        where=str(publish_cfg.get("endpoint") or "the Hub"),
-                                        fix=f"check the network and the token in {token_env}; rerun to resume"))\
-            from exc
-    return str(getattr(info, "commit_url", repo_id))
+        # huggingface_hub errors carry URLs and response bodies, not request headers; redact anyway.
+        got = _redact(f"{type(exc).__name__}: {exc}", token).splitlines()[0][:300]
+        raise PublishError(format_error(
+            f"upload to dataset {repo_id}", expected="accepted by the Hub", got=got, where=str(endpoint or "the Hub"),
+            fix=f"check the network and that {_get(publish_cfg, 'token_env', 'HF_TOKEN')} may write to {repo_id}; "
+                "rerun to resume (the folder is complete on disk)")) from None
+    return str(getattr(info, "commit_url", repo_url))
 
 
-def publish_folder(tables: dict[str, dict[str, pd.DataFrame]], folder: Path, *, context: dict[str, Any],
-                   plots: list[Path], publish_cfg: Any) -> Published:
+def _delete_stale(api: Any, repo_id: str, folder: Path) -> None:
+    """``upload_large_folder`` cannot delete; drop remote shards and plots the folder no longer has."""
+    from huggingface_hub import CommitOperationDelete
+
+    local = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    remote = api.list_repo_files(repo_id, repo_type="dataset")
+    stale = [f for f in remote if f.startswith(("data/", "plots/")) and f not in local]
+    if stale:
+        api.create_commit(repo_id=repo_id, repo_type="dataset", commit_message="persona_gen: drop stale files",
+                          operations=[CommitOperationDelete(path_in_repo=f) for f in stale])
+
+
+# -- the folder ----------------------------------------------------------------------------------------------------
+
+
+def _write_split(value: Any, folder: Path, split: str, *, rows_per_shard: int, row_group_size: int) -> list[Path]:
+    if isinstance(value, pd.DataFrame):
+        return write_parquet_shards(value, folder, split, rows_per_shard, row_group_size=row_group_size)
+    if isinstance(value, ShardWriter):  # already streamed elsewhere: bring its shards in
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for src in value.close():
+            dst = folder / f"{split}-{src.name.split('-', 1)[1]}"
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            paths.append(dst)
+        return paths
+    with ShardWriter(folder, split, rows_per_shard=rows_per_shard, row_group_size=row_group_size) as writer:
+        if isinstance(value, pa.Table | pa.RecordBatch | Mapping):
+            writer.write(value)
+        else:
+            for batch in value:  # an iterable of batches: streamed, never all in memory
+                writer.write(batch)
+    return writer.paths
+
+
+def _copy_plots(plots: Sequence[Any] | Mapping[str, Any], staging: Path, folder: Path) -> list[tuple[str, str]]:
+    """Copy plots into ``plots/``; returns (caption or '', path in the repo) pairs."""
+    items = list(plots.items()) if isinstance(plots, Mapping) else [("", p) for p in plots]
+    out: list[tuple[str, str]] = []
+    for caption, src in items:
+        src = Path(src)
+        if not src.is_absolute() and not src.exists():
+            src = folder / src
+        if not src.is_file():
+            raise PublishError(format_error(f"plot {src}", expected="an existing file", got="missing",
+                                            where="publish_folder(plots=...)", fix="write the plot first or drop it"))
+        dst = staging / "plots" / src.name
+        if dst.exists():
+            raise PublishError(format_error(f"plot name {src.name}", expected="unique under plots/", got="twice",
+                                            where="publish_folder(plots=...)", fix="give the plots distinct names"))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        out.append((str(caption or ""), f"plots/{src.name}"))
+    return out
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``staging``: two renames on one filesystem, the old folder restored on failure."""
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise PublishError(format_error(f"output folder {folder}", expected="a directory", got="a file",
+                                            where="publish_folder", fix="remove it or pick another paths.output_dir"))
+        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+        os.replace(folder, old / "x")
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            os.replace(old / "x", folder)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, folder)
+    fsync_dir(folder.parent)
+
+
+def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, *, context: Mapping[str, Any],
+                   plots: Sequence[Any] | Mapping[str, Any] = (), publish_cfg: Any = None) -> Published:
+    """Write the Hub folder for ``tables`` and, with ``publish.mode=hub``, upload it.
+
+    Args:
+        tables: config -> split -> rows. Rows are a DataFrame, an Arrow table, an iterable of batches
+            (DataFrames, Arrow tables or lists of row dicts: streamed, so a large split never sits in memory),
+            or a :class:`ShardWriter` whose shards are brought in.
+        folder: the dataset folder; replaced as a whole when the new one is complete.
+        context: what the run knows, for the card (see :func:`persona_gen.publish.card.card_context`).
+        plots: image paths (or caption -> path) copied to ``plots/`` and linked from the card.
+        publish_cfg: the ``publish`` config group (``mode``, ``repo_id``, ``private``, ``token_env``, ``endpoint``,
+            ``large_folder``, ``rows_per_shard``, ``row_group_size``, ``license``, ``pretty_name``,
+            ``commit_message``).
+
+    Raises:
+        PublishError: bad config (checked before anything is written), an unwritable folder, bad rows, or a
+            failed upload. Except after a failed upload, nothing new is left on disk.
+    """
     folder = Path(folder)
-    data_dir = folder / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)  # a rerun replaces the data wholesale; stale shards must not linger
-    files = []
+    mode = _mode(publish_cfg)
+    token = None
+    if mode == "hub":
+        _repo_id(publish_cfg)
+        token = read_token(publish_cfg)
+        _check_online()
+    rows_per_shard = int(_get(publish_cfg, "rows_per_shard", ROWS_PER_SHARD))
+    row_group_size = int(_get(publish_cfg, "row_group_size", ROW_GROUP_SIZE))
     for name, splits in tables.items():
-        for split, frame in sorted(splits.items()):
-            files += write_parquet_shards(frame, data_dir / name, split)
-    digest = content_hash(files, folder)
-    rel_plots = [str(Path(p).relative_to(folder)) for p in plots]
-    card_text = render_card(tables, {**context, "content_hash": digest}, plots=rel_plots)
-    card_path = folder / "README.md"
-    atomic_write_text(card_path, card_text)
+        check_name("config", name, "publish_folder(tables=...)")
+        for split in splits:
+            check_name("split", split, f"publish_folder(tables[{name!r}])")
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+    except OSError as exc:
+        raise PublishError(format_error(
+            f"output folder {folder}", expected="writable", got=f"{type(exc).__name__}: {exc.strerror or exc}",
+            where="publish_folder", fix="pick another paths.output_dir or fix its permissions; nothing was written"))\
+            from exc
+    try:
+        files: list[Path] = []
+        infos: dict[str, dict[str, SplitInfo]] = {}
+        for name, splits in tables.items():
+            infos[name] = {}
+            for split, value in sorted(splits.items()):
+                paths = _write_split(value, staging / "data" / name, split, rows_per_shard=rows_per_shard,
+                                     row_group_size=row_group_size)
+                rows = sum(_num_rows(p) for p in paths)
+                if rows == 0:
+                    # datasets cannot load a split without rows ("corresponds to no data"): the card lists
+                    # the split as empty and declares no data files for it.
+                    for p in paths:
+                        p.unlink()
+                    if not any((staging / "data" / name).iterdir()):
+                        (staging / "data" / name).rmdir()
+                    infos[name][split] = SplitInfo(rows=0)
+                    continue
+                infos[name][split] = SplitInfo(rows=rows, shards=len(paths), bytes=sum(p.stat().st_size for p in paths))
+                files += paths
+        digest = content_hash(files, staging)
+        card_plots = _copy_plots(plots, staging, folder)
+        card_text = render_card(infos, {**context, "content_hash": digest}, plots=card_plots,
+                                publish_cfg=publish_cfg)
+        atomic_write_text(staging / "README.md", card_text)
+        validate_card(staging)
+        if token:
+            _refuse_secret(staging, token)
+        _swap_in(staging, folder)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PublishError(format_error(
+            f"writing {folder}", expected="to succeed", got=f"{type(exc).__name__}: {exc.strerror or exc}",
+            where="publish_folder", fix="free disk space or fix permissions; nothing partial was left")) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    final_files = tuple(folder / p.relative_to(staging) for p in files)
+    log.info("publish: wrote %s (%d shards, content hash %s)", folder, len(final_files), digest[:12])
     uploaded = None
-    if publish_cfg.get("mode", "dry_run") == "hub":
-        uploaded = upload_folder(folder, publish_cfg)
-    return Published(folder, card_path, digest, uploaded)
+    if token is not None:
+        # The staging folder was checked for the token before it was swapped in.
+        uploaded = _upload(folder, publish_cfg, repo_id=_repo_id(publish_cfg), token=token)
+    else:
+        log.info("publish: dry run, nothing uploaded; to push: hf upload %s %s . --repo-type dataset --private",
+                 _get(publish_cfg, "repo_id", "<user>/<name>"), folder)
+    return Published(folder, folder / "README.md", digest, uploaded, final_files, infos)
+
+
+def _num_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
