@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from persona_gen.core.cache import CallCache, canonical_json
 from persona_gen.core.calls import Caller, CallStats
-from persona_gen.core.config import to_plain, validate
+from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.lm import build_lm, signature_hash
 from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, Question, stable_id
@@ -57,9 +57,15 @@ def stage_seeds(seed: int) -> dict[str, int]:
     return {name: int(c.generate_state(1, dtype=np.uint32)[0]) for name, c in zip(STAGE_SEEDS, children, strict=True)}
 
 
+# Keys that do not change what a run makes: where files live, how it is split or published, other tasks.
+_NOT_CONTENT = ("paths", "shard", "publish", "task", "cache", "bench", "optimize", "annotate", "hydra")
+
+
 def config_hash(cfg: DictConfig) -> str:
-    plain = to_plain(cfg)
-    plain.pop("paths", None)  # where files live does not change what is made
+    """Hash of what determines the data; unresolved, so machine paths and env values do not enter it."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for key in _NOT_CONTENT:
+        plain.pop(key, None)
     return hashlib.sha256(canonical_json(plain).encode()).hexdigest()[:16]
 
 
@@ -118,12 +124,11 @@ def _feedback_frame(rows: list[Feedback]) -> pd.DataFrame:
     return df
 
 
-def _judge_scorecard(judgments: list[Judgment]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _judge_scorecard(df: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from persona_gen.metrics import cohen_kappa
 
-    if not judgments:
+    if df.empty:
         return [], {}
-    df = _frame(judgments, json_cols=("failure",))
     cards = []
     for variant, g in df.groupby("variant", sort=True):
         wide = g.pivot(index="feedback_id", columns="order", values="preferred")
@@ -185,22 +190,39 @@ def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
                 fix="use a stronger model, or raise max_failure_rate to publish anyway"))
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Run every stage and write the dataset folder, the manifest and the plots under the output dir."""
-    from persona_gen.enrich.stage import run_enrich
-    from persona_gen.judge.stage import run_judge
-    from persona_gen.publish.hub import publish_folder
-    from persona_gen.questions.stage import run_questions
-    from persona_gen.responses.stage import assign_questions, run_feedback
+GLOBAL_STAGES = ("enrich", "consistency", "questions", "answer")
 
-    validate(cfg)
+
+@dataclass
+class Prepared:
+    """What every shard computes in full (cached): personas, questions, pairings, no-persona answers."""
+
+    cfg: DictConfig
+    out_dir: Path
+    cache: CallCache
+    gen: Any
+    judge: Any
+    personas: list[Persona]
+    assignments: list[Any]
+    answers: dict[str, Any]
+    global_info: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    plots: list[tuple[str, Path]]
+
+
+def _prepare(cfg: DictConfig) -> Prepared:
+    from persona_gen.enrich.stage import run_enrich
+    from persona_gen.questions.stage import run_questions
+    from persona_gen.responses.stage import answer_questions, assign_questions
+
     out_dir = Path(cfg.paths.output_dir)
     seeds = stage_seeds(int(cfg.seed))
     scale = cfg.scale
     cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
     stats: dict[str, CallStats] = {}
-    gen = Caller(build_lm(cfg.models.generator, role="generator"), cache, stats=stats)
-    judge = Caller(build_lm(cfg.models.judge, role="judge"), cache, stats=stats)
+    gen_client = build_lm(cfg.models.generator, role="generator")
+    judge_client = build_lm(cfg.models.judge, role="judge")
+    gen = Caller(gen_client, cache, stats=stats)
 
     n_candidates = math.ceil(scale.num_personas * float(cfg.stage.enrich.get("candidate_factor", 2.0))) + 2
     candidates, source, _ = _census_candidates(cfg, n_candidates, seeds["census"])
@@ -214,48 +236,215 @@ def run(cfg: DictConfig) -> RunResult:
             "consistent personas", expected=f"{scale.num_personas}", got=len(personas),
             where=f"{enriched.candidates_used} census candidates, {len(enriched.rejections)} rejected",
             fix="raise stage.enrich.candidate_factor or use a stronger model"))
-
     qres = run_questions(cfg=cfg.stage.questions, caller=gen, seed=seeds["questions"],
                          max_candidates=scale.get("max_candidate_prompts"))
     assignments = assign_questions(
         personas, qres.questions, train_rows=int(scale.train_rows_per_persona),
         seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
         seed=seeds["feedback"])
-    feedback = run_feedback(personas, assignments, cfg=cfg.stage.feedback, caller=gen)
+    answers = answer_questions([a.question for a in assignments], caller=gen)
 
+    plots: list[tuple[str, Path]] = []
+    if fidelity and fidelity["paths"].get("png"):
+        plots.append(("population_vs_census.png", Path(fidelity["paths"]["png"])))
+    plots += [(Path(p).name, Path(p)) for p in getattr(qres, "plots", []) or []]
+    reasons = Counter(r.reason for r in enriched.rejections)
+    rejections = pd.DataFrame([r.__dict__ for r in enriched.rejections],
+                              columns=["persona_id", "source_record_id", "reason", "offending_fields", "message", "raw"])
+    rejections["offending_fields"] = rejections["offending_fields"].map(list)
+    global_info = {
+        "seed": int(cfg.seed), "config_hash": config_hash(cfg),
+        "generator": gen_client.identity, "judge": judge_client.identity,
+        "generator_model": gen_client.model_id, "judge_model": judge_client.model_id,
+        "embedded_model": "smollm2" in (cfg.models.generator.kind, cfg.models.judge.kind),
+        "census": {"num_personas": len(personas), "source": source.name, "description": source.describe(),
+                   "year": source.spec.year or "", "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
+        "enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
+                   "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
+        "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
+        "judge_variants": list(cfg.stage.judge.variants),
+        "fidelity": _fidelity_summary(fidelity),
+        "global_stats": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "num_personas": len(personas), "chunk_personas": _chunk_size(cfg),
+    }
+    tables = {"personas": _personas_frame(personas), "persona_rejections": rejections,
+              "questions": _frame(qres.questions)}
+    return Prepared(cfg, out_dir, cache, gen_client, judge_client, personas, assignments, answers, global_info,
+                    tables, plots)
+
+
+def _chunk_size(cfg: DictConfig) -> int:
+    return int(cfg.scale.get("chunk_personas", 32) or 32)
+
+
+def _chunks(num_personas: int, size: int) -> list[tuple[int, int, int]]:
+    return [(i, lo, min(lo + size, num_personas)) for i, lo in enumerate(range(0, num_personas, size))]
+
+
+def _shard_of(chunks: list[tuple[int, int, int]], index: int, count: int) -> list[tuple[int, int, int]]:
+    """Contiguous ranges of persona chunks: shard ``index`` of ``count``."""
+    per, extra = divmod(len(chunks), count)
+    lo = index * per + min(index, extra)
+    return chunks[lo: lo + per + (1 if index < extra else 0)]
+
+
+def parts_dir_for(cfg: DictConfig) -> Path:
+    """Where feedback parts go: the run dir for one shard; a folder shared by all shards (keyed by config) else."""
+    shard = cfg.get("shard") or {}
+    if shard.get("parts_dir"):
+        return Path(shard["parts_dir"])
+    if int(shard.get("count", 1)) <= 1:
+        return Path(cfg.paths.output_dir) / "parts"
+    return Path(cfg.paths.root) / "shards" / config_hash(cfg)
+
+
+def _write_frame(path: Path, frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from persona_gen.publish.writer import atomic_write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), sink,
+                   compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> None:
+    """Feedback and judgments of personas [lo, hi); the stats file, written last, marks the chunk complete."""
+    from persona_gen.judge.stage import run_judge
+    from persona_gen.publish.writer import atomic_write_text, to_json
+    from persona_gen.responses.stage import run_feedback
+
+    name = f"part-{index:06d}"
+    if (parts / "stats" / f"{name}.json").exists():
+        return  # done by an earlier, interrupted run or by another shard
+    cfg = prep.cfg
+    personas = prep.personas[lo:hi]
+    ids = {p.persona_id for p in personas}
+    assignments = [a for a in prep.assignments if a.persona_id in ids]
+    stats: dict[str, CallStats] = {}
+    gen = Caller(prep.gen, prep.cache, stats=stats)
+    judge = Caller(prep.judge, prep.cache, stats=stats)
+    rows = run_feedback(personas, assignments, cfg=cfg.stage.feedback, caller=gen, answers=prep.answers)
     per_persona: Counter[str] = Counter()
     to_judge = []
-    for row in feedback:
-        if per_persona[row.persona_id] < int(scale.judge_rows_per_persona):
+    for row in rows:
+        if per_persona[row.persona_id] < int(cfg.scale.judge_rows_per_persona):
             per_persona[row.persona_id] += 1
             to_judge.append(row)
     judgments = run_judge(to_judge, cfg=cfg.stage.judge, caller=judge)
-    _check_failure_rate(stats, float(cfg.max_failure_rate))
-    scorecard, agreement = _judge_scorecard(judgments)
+    _write_frame(parts / "feedback" / f"{name}.parquet", _feedback_frame(rows))
+    _write_frame(parts / "judgments" / f"{name}.parquet", _judgment_frame(judgments))
+    atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
 
-    tables = {
-        "feedback": {split: g for split, g in _feedback_frame(feedback).groupby("question type", sort=True)},
-        "personas": {"train": _personas_frame(personas)},
-        "persona_rejections": {"train": pd.DataFrame([r.__dict__ for r in enriched.rejections],
-                                                     columns=["persona_id", "source_record_id", "reason",
-                                                              "offending_fields", "message", "raw"])},
-        "questions": {"train": _frame(qres.questions)},
-        "judgments": {"train": _frame(judgments, json_cols=("failure",))},
-    }
-    tables["persona_rejections"]["train"]["offending_fields"] = \
-        tables["persona_rejections"]["train"]["offending_fields"].map(list)
-    plots = []
+
+def _judgment_frame(judgments: list[Judgment]) -> pd.DataFrame:
+    cols = list(Judgment.model_fields)
+    return _frame(judgments, json_cols=("failure",)) if judgments else pd.DataFrame(columns=cols).astype(str)
+
+
+def run(cfg: DictConfig) -> RunResult | ShardResult:
+    """Run every stage; with ``shard.count`` > 1 only this shard's persona chunks, to be merged later."""
+    from persona_gen.publish.writer import atomic_write_text, to_json
+
+    validate(cfg)
+    shard = cfg.get("shard") or {}
+    index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
+    prep = _prepare(cfg)
+    parts = parts_dir_for(cfg)
+    # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
+    for name, frame in prep.tables.items():
+        _write_frame(parts / "global" / f"{name}.parquet", frame)
+    from persona_gen.publish.writer import atomic_write_bytes
+
+    for name, plot in prep.plots:
+        atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
+    atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
+    mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
+    for chunk in mine:
+        _run_chunk(prep, *chunk, parts)
+    prep.cache.close()
+    if count > 1:
+        return ShardResult(index, count, parts, [c[0] for c in mine])
+    return publish_parts(cfg, parts)
+
+
+@dataclass
+class ShardResult:
+    index: int
+    count: int
+    parts_dir: Path
+    chunks: list[int]
+
+    def summary_lines(self) -> list[str]:
+        return [f"shard {self.index} of {self.count}: persona chunks {self.chunks} written to {self.parts_dir}",
+                f"merge with: persona-gen task=merge shard.count={self.count} shard.parts_dir={self.parts_dir}"]
+
+
+def merge(cfg: DictConfig) -> RunResult:
+    """``task=merge``: publish the dataset from the parts all shards wrote (same bytes as one unsharded run)."""
+    return publish_parts(cfg, parts_dir_for(cfg))
+
+
+def publish_parts(cfg: DictConfig, parts: Path) -> RunResult:
+    from persona_gen.publish.hub import publish_folder
+    from persona_gen.publish.writer import atomic_write_text, to_json
+
+    info_path = parts / "global" / "info.json"
+    if not info_path.exists():
+        raise PersonaGenError(format_error("shard parts", expected=f"a folder with global/info.json", got=str(parts),
+                                           where="shard.parts_dir", fix="run the shards first, with this parts_dir"))
+    info = json.loads(info_path.read_text())
+    chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))
+    missing = [i for i, _, _ in chunks if not (parts / "stats" / f"part-{i:06d}.json").exists()]
+    if missing:
+        raise PersonaGenError(format_error(
+            "persona chunks", expected=f"all {len(chunks)} present", got=f"missing {missing[:10]}",
+            where=str(parts), fix="rerun the shards that wrote them (finished chunks are skipped)"))
+    stats = {k: CallStats(v["lm_calls"], v["cache_hits"], v["failures"], dict(v["failures_by_kind"]))
+             for k, v in info["global_stats"].items()}
+    for i, _, _ in chunks:
+        for k, v in json.loads((parts / "stats" / f"part-{i:06d}.json").read_text()).items():
+            s = stats.setdefault(k, CallStats())
+            s.calls += v["lm_calls"]
+            s.cache_hits += v["cache_hits"]
+            s.failures += v["failures"]
+            for kind, n in v["failures_by_kind"].items():
+                s.by_kind[kind] = s.by_kind.get(kind, 0) + n
+    _check_failure_rate(stats, float(cfg.max_failure_rate))
+    part_files = {kind: [parts / kind / f"part-{i:06d}.parquet" for i, _, _ in chunks]
+                  for kind in ("feedback", "judgments")}
+    # Canonical order whatever the chunking: by variant, then feedback order, then presentation order.
+    judgments = pd.concat([pd.read_parquet(p) for p in part_files["judgments"]], ignore_index=True)
+    judgments = judgments.sort_values("variant", kind="stable").reset_index(drop=True)
+    scorecard, agreement = _judge_scorecard(judgments)
+    out_dir = Path(cfg.paths.output_dir)
+    plots = [parts / "global" / "plots" / p.name for p in sorted((parts / "global" / "plots").glob("*.png"))] \
+        if (parts / "global" / "plots").is_dir() else []
     judge_plot = _plot_judges(scorecard, out_dir / "plots" / "judge_scorecard.png")
     if judge_plot:
         plots.append(judge_plot)
-    if fidelity and fidelity["paths"].get("png"):
-        import shutil
 
-        dst = out_dir / "plots" / "population_vs_census.png"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(fidelity["paths"]["png"], dst)
-        plots.append(dst)
+    def feedback_split(split: str) -> Any:
+        for path in part_files["feedback"]:
+            frame = pd.read_parquet(path)
+            yield frame[frame["question type"] == split].reset_index(drop=True)
 
+    feedback_rows = {split: 0 for split in ("train", "test")}
+    failed_rows = 0
+    for path in part_files["feedback"]:
+        frame = pd.read_parquet(path, columns=["question type", "failure_count"])
+        failed_rows += int((frame["failure_count"] > 0).sum())
+        for split, n in frame["question type"].value_counts().items():
+            feedback_rows[str(split)] += int(n)
+    tables: dict[str, dict[str, Any]] = {
+        "feedback": {split: feedback_split(split) for split in ("train", "test") if feedback_rows[split]},
+        "personas": {"train": pd.read_parquet(parts / "global" / "personas.parquet")},
+        "persona_rejections": {"train": pd.read_parquet(parts / "global" / "persona_rejections.parquet")},
+        "questions": {"train": pd.read_parquet(parts / "global" / "questions.parquet")},
+        "judgments": {"train": judgments},
+    }
     from persona_gen.signatures import (
         AnswerQuestion,
         CheckPersonaConsistency,
@@ -269,43 +458,32 @@ def run(cfg: DictConfig) -> RunResult:
     sig_hashes = {s.__name__: signature_hash(s) for s in (WritePersonaDetails, CheckPersonaConsistency,
                                                             JudgeControversy, AnswerQuestion, CritiqueInVoice,
                                                             ReviseForPersona, JudgeInVoice)}
-    reasons = Counter(r.reason for r in enriched.rejections)
     context = {
-        "seed": int(cfg.seed), "config_hash": config_hash(cfg), "signature_hashes": sig_hashes,
-        "generator_model": gen.client.model_id, "judge_model": judge.client.model_id,
-        "embedded_model": "smollm2" in (cfg.models.generator.kind, cfg.models.judge.kind),
-        "census": {"num_personas": len(personas), "source": source.name, "description": source.describe(),
-                   "year": source.spec.year or "", "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
-        "enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
-                   "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
-        "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
-        "judge_variants": ", ".join(cfg.stage.judge.variants), "judge_scorecard": scorecard,
-        "agreement": agreement or "not computed",
+        **{k: info[k] for k in ("seed", "config_hash", "generator_model", "judge_model", "embedded_model", "census",
+                                "enrich", "filter_counts", "min_words", "fidelity")},
+        "signature_hashes": sig_hashes, "judge_variants": ", ".join(info["judge_variants"]),
+        "judge_scorecard": scorecard, "agreement": agreement or "not computed",
         # Answers per stage, not calls vs cache hits: a warm rerun must render the same card byte for byte.
         "stage_stats": {k: {"answers": v.calls + v.cache_hits, "failures": v.failures,
                             "failures_by_kind": dict(sorted(v.by_kind.items())) or "none"}
                         for k, v in sorted(stats.items())},
-        "fidelity": _fidelity_summary(fidelity),
     }
     published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
     lm_calls = sum(s.calls for s in stats.values())
+    rows = {"feedback": {k: v for k, v in feedback_rows.items() if v},
+            **{name: {"train": len(splits["train"])} for name, splits in tables.items() if name != "feedback"}}
     manifest = {
-        "seed": int(cfg.seed), "config_hash": context["config_hash"], "content_hash": published.content_hash,
-        "rows": {cfg_name: {split: len(df) for split, df in splits.items()} for cfg_name, splits in tables.items()},
-        "lm_calls": lm_calls, "cache": cache.stats(), "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "seed": info["seed"], "config_hash": info["config_hash"], "content_hash": published.content_hash,
+        "rows": rows, "lm_calls": lm_calls, "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
-        "feedback_rows_with_failures": int(sum(1 for r in feedback if r.failures)),
-        "enrich": context["enrich"], "question_filters": qres.filter_counts,
-        "judge_scorecard": scorecard, "judge_agreement": agreement,
-        "models": {"generator": gen.client.identity, "judge": judge.client.identity},
-        "signature_hashes": sig_hashes, "fidelity": context["fidelity"],
+        "feedback_rows_with_failures": failed_rows, "enrich": info["enrich"],
+        "question_filters": info["filter_counts"], "judge_scorecard": scorecard, "judge_agreement": agreement,
+        "models": {"generator": info["generator"], "judge": info["judge"]},
+        "signature_hashes": sig_hashes, "fidelity": info["fidelity"], "parts_dir": str(parts),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
     }
-    from persona_gen.publish.writer import atomic_write_text, to_json
-
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))
-    cache.close()
     published_plots = [published.folder / "plots" / p.name for p in plots]
     return RunResult(out_dir, published.folder, published.card_path, manifest_path, published_plots,
                      published.content_hash, lm_calls, manifest)

@@ -15,6 +15,7 @@ __all__ = ["TASKS", "resolve_task"]
 
 TASKS: dict[str, str] = {
     "generate": "persona_gen.pipeline:run",
+    "merge": "persona_gen.pipeline:merge",
     "optimize": "persona_gen.optimize.task:run_optimize",
     "annotate_export": "persona_gen.annotate.tasks:run_export",
     "annotate_import": "persona_gen.annotate.tasks:run_import",

@@ -53,6 +53,8 @@ class ScaleConfig:
     test_seen_per_persona: int = 0
     test_unseen_per_persona: int = 0
     judge_rows_per_persona: int = 0
+    # Personas per feedback part: bounds memory, and is the unit of resume and of sharding.
+    chunk_personas: int = 32
 
 
 @dataclass
@@ -107,6 +109,14 @@ def validate(cfg: DictConfig) -> None:
         raise _fail("scale rows per persona (train + seen + unseen)", ">= 1", 0, "raise scale.train_rows_per_persona")
     if scale.max_candidate_prompts is not None and scale.max_candidate_prompts < 1:
         raise _fail("scale.max_candidate_prompts", ">= 1 or null", scale.max_candidate_prompts, "raise it or set null")
+    shard = cfg.get("shard") or {}
+    count, index = int(shard.get("count", 1)), int(shard.get("index", 0))
+    if count < 1:
+        raise _fail("shard.count", ">= 1", count, "use shard.count=1 for an unsharded run")
+    if not 0 <= index < count:
+        raise _fail("shard.index", f"in [0, {count - 1}] for shard.count={count}", index, "count shards from 0")
+    if scale.get("chunk_personas") is not None and scale.chunk_personas < 1:
+        raise _fail("scale.chunk_personas", ">= 1", scale.chunk_personas, "e.g. scale.chunk_personas=32")
     if not 0.0 <= cfg.max_failure_rate <= 1.0:
         raise _fail("max_failure_rate", "in [0, 1]", cfg.max_failure_rate, "use a share such as 0.5")
     for role in ("generator", "judge"):

@@ -16,12 +16,12 @@ from typing import Any
 import dspy
 import numpy as np
 
-from persona_gen.core.calls import Caller
+from persona_gen.core.calls import Caller, CallResult
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.records import Failure, Feedback, Persona, Question, stable_id
 from persona_gen.signatures import AnswerQuestion, CritiqueInVoice, ReviseForPersona
 
-__all__ = ["Assignment", "DPFGenerator", "assign_questions", "run_feedback"]
+__all__ = ["Assignment", "DPFGenerator", "answer_questions", "assign_questions", "run_feedback"]
 
 
 class DPFGenerator:
@@ -74,13 +74,21 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def run_feedback(personas: Sequence[Persona], assignments: Sequence[Assignment], *, cfg: Any,
-                 caller: Caller) -> list[Feedback]:
+def answer_questions(questions: Sequence[Question], *, caller: Caller) -> dict[str, CallResult]:
+    """The no-persona answer of each question (the rejected side), once per question, shared by every persona."""
+    unique_q = list({q.question_id: q for q in questions}.values())
+    answers = caller.map("answer", DPFGenerator().answer, [{"question": q.text} for q in unique_q],
+                         desc="feedback: answers")
+    return dict(zip((q.question_id for q in unique_q), answers, strict=True))
+
+
+def run_feedback(personas: Sequence[Persona], assignments: Sequence[Assignment], *, cfg: Any, caller: Caller,
+                 answers: dict[str, CallResult] | None = None) -> list[Feedback]:
+    """DPF rows for ``assignments``; ``answers`` (from ``answer_questions``) is computed here when not given."""
     gen = DPFGenerator()
     by_id = {p.persona_id: p for p in personas}
-    unique_q = list({a.question.question_id: a.question for a in assignments}.values())
-    answers = caller.map("answer", gen.answer, [{"question": q.text} for q in unique_q], desc="feedback: answers")
-    answer_of = dict(zip((q.question_id for q in unique_q), answers, strict=True))
+    answer_of = answers if answers is not None else answer_questions([a.question for a in assignments],
+                                                                    caller=caller)
 
     def original(a: Assignment) -> str:
         r = answer_of[a.question.question_id]

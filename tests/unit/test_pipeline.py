@@ -119,3 +119,46 @@ def test_cli_unknown_model_is_one_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "gpt9" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pipeline_shards_then_merge_equal_one_unsharded_run(first_run, tmp_path):
+    root, result = first_run
+    from persona_gen.pipeline import merge
+
+    parts = tmp_path / "parts"
+    shard_args = [*FAKE, "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+    for i in range(2):
+        out = run(compose_run(tmp_path / f"shard{i}", root / "cache", [*shard_args, f"shard.index={i}"]))
+        assert out.chunks == [i]
+    merged = merge(compose_run(tmp_path / "merged", root / "cache", [*shard_args, "task=merge"]))
+    single = run(compose_run(tmp_path / "single", root / "cache", [*FAKE, "scale.chunk_personas=1"]))
+    assert merged.content_hash == single.content_hash == result.content_hash
+    assert (merged.card_path.read_bytes() == single.card_path.read_bytes())
+
+
+def test_pipeline_merge_names_missing_chunks(first_run, tmp_path):
+    root, _ = first_run
+    from persona_gen.core.errors import PersonaGenError
+    from persona_gen.pipeline import merge
+
+    parts = tmp_path / "parts"
+    args = [*FAKE, "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+    run(compose_run(tmp_path / "shard0", root / "cache", [*args, "shard.index=0"]))
+    with pytest.raises(PersonaGenError, match=r"persona chunks must be all 2 present, but got 'missing \[1\]'"):
+        merge(compose_run(tmp_path / "merged", root / "cache", [*args, "task=merge"]))
+
+
+def test_pipeline_resumes_from_finished_parts(first_run, tmp_path):
+    root, result = first_run
+    parts = tmp_path / "parts"
+    args = [*FAKE, "scale.chunk_personas=1", f"shard.parts_dir={parts}"]
+    run(compose_run(tmp_path / "a", root / "cache", args))
+    (parts / "stats" / "part-000001.json").unlink()  # as if the run died before chunk 1 finished
+    again = run(compose_run(tmp_path / "b", root / "cache", args))
+    assert again.content_hash == result.content_hash
+
+
+def test_cli_rejects_shard_index_out_of_range(tmp_path):
+    proc = _cli([*FAKE, "shard.count=2", "shard.index=2"], tmp_path)
+    assert proc.returncode != 0
+    assert "shard.index must be in [0, 1]" in proc.stderr
