@@ -208,6 +208,7 @@ class Prepared:
     global_info: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     plots: list[tuple[str, Path]]
+    judges: dict[str, Any] | None = None
 
 
 def _prepare(cfg: DictConfig) -> Prepared:
@@ -269,8 +270,13 @@ def _prepare(cfg: DictConfig) -> Prepared:
     }
     tables = {"personas": _personas_frame(personas), "persona_rejections": rejections,
               "questions": _frame(qres.questions)}
+    judges = None
+    if cfg.stage.judge.get("program_path"):
+        from persona_gen.optimize import load_judges
+
+        judges = load_judges(cfg.stage.judge.program_path)
     return Prepared(cfg, out_dir, cache, gen_client, judge_client, personas, assignments, answers, global_info,
-                    tables, plots)
+                    tables, plots, judges)
 
 
 def _chunk_size(cfg: DictConfig) -> int:
@@ -333,7 +339,7 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> Non
         if per_persona[row.persona_id] < int(cfg.scale.judge_rows_per_persona):
             per_persona[row.persona_id] += 1
             to_judge.append(row)
-    judgments = run_judge(to_judge, cfg=cfg.stage.judge, caller=judge)
+    judgments = run_judge(to_judge, cfg=cfg.stage.judge, caller=judge, judges=prep.judges)
     _write_frame(parts / "feedback" / f"{name}.parquet", _feedback_frame(rows))
     _write_frame(parts / "judgments" / f"{name}.parquet", _judgment_frame(judgments))
     atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))

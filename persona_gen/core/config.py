@@ -129,8 +129,11 @@ def validate(cfg: DictConfig) -> None:
             raise _fail(f"models.{role}.max_tokens", ">= 1", m.max_tokens, "raise it")
         if m.temperature < 0:
             raise _fail(f"models.{role}.temperature", ">= 0", m.temperature, "use 0 for greedy decoding")
-        if m.kind == "openai_compatible" and not m.base_url:
+        if m.kind == "openai_compatible" and not str(m.base_url or "").startswith(("http://", "https://")):
             raise _fail(f"models.{role}.base_url", "an http(s) URL", m.base_url, "set PERSONA_GEN_BASE_URL")
+        if m.kind == "openai_compatible" and m.structured_output not in ("json_schema", "json_object", "text"):
+            raise _fail(f"models.{role}.structured_output", "one of json_schema, json_object, text",
+                        m.structured_output, "json_object for llama.cpp/Ollama, json_schema for vLLM/OpenAI")
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any
 
 from persona_gen.core.errors import ConfigError, format_error
 
-__all__ = ["LMClient", "LlamaCppEngine", "build_lm", "smollm2_path"]
+__all__ = ["STRUCTURED_OUTPUT", "LMClient", "LlamaCppEngine", "build_lm", "openai_compatible_provider",
+           "smollm2_path"]
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -188,6 +189,37 @@ class LlamaCppEngine:
         self._llm = None
 
 
+STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
+
+
+def openai_compatible_provider(structured_output: str) -> str:
+    """Register (idempotently) the lm15 provider for one ``structured_output`` mode; return its id."""
+    from dspy.lm15 import (
+        AccessPolicy,
+        EndpointSupport,
+        ModelSupport,
+        OpenAIChatCompat,
+        ProviderDefinition,
+        register_provider,
+    )
+
+    if structured_output not in STRUCTURED_OUTPUT:
+        raise ValueError(f"structured_output must be one of {STRUCTURED_OUTPUT}, but got {structured_output!r}")
+    provider = f"persona-gen-{structured_output.replace('_', '-')}"
+    access = AccessPolicy(provider=provider, supports=EndpointSupport(complete=True, stream=True, models=True),
+                          auth_modes=("bearer",), base_url="http://127.0.0.1:8000/v1")
+    compat = OpenAIChatCompat(
+        instruction_role="system", max_tokens_field="max_tokens", stream_usage="include", thinking_format="none",
+        tool_result_name="omit", strict_tools="omit", cache_control="none", tool_result_media="reject",
+        # "reject" makes JSONAdapter fall back to {"type": "json_object"} before any I/O (llama.cpp's server
+        # answers json_schema with an error); "send" passes the signature's schema (vLLM, OpenAI).
+        json_schema="send" if structured_output == "json_schema" else "reject")
+    # response_schema=True puts response_format in the supported params; "text" sends none.
+    register_provider(ProviderDefinition.chat(access, compat=compat),
+                      supports=ModelSupport(response_schema=structured_output != "text"), metadata_namespaces=())
+    return provider
+
+
 @dataclass
 class LMClient:
     """A configured LM: the ``dspy.LM``, its identity for cache keys, and its concurrency bound."""
@@ -250,9 +282,11 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
     if kind == "openai_compatible":
         key_env = cfg.get("api_key_env")
         api_key = os.environ.get(key_env, "") if key_env else ""
-        lm = dspy.LM(
-            f"openai/{cfg.name}", api_base=cfg.base_url, api_key=api_key or "no-key", cache=False,
-            num_retries=int(cfg.num_retries), timeout=float(cfg.timeout_s), **decoding)
+        # Declared as an lm15 provider: honours structured_output, sends max_tokens (llama.cpp ignores
+        # max_completion_tokens) and skips DSPy's metadata scan for unknown model ids (half a call's CPU).
+        provider = openai_compatible_provider(str(cfg.get("structured_output", "json_object")))
+        lm = dspy.LM(f"{provider}/{cfg.name}", api_base=cfg.base_url, api_key=api_key or "no-key", cache=False,
+                     num_retries=int(cfg.num_retries), timeout=float(cfg.timeout_s), **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": cfg.get("revision") or "",
                     "structured_output": cfg.get("structured_output", "json_object"), **decoding}
         return LMClient(role, lm, identity, int(cfg.concurrency), None)

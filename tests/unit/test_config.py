@@ -18,6 +18,8 @@ GROUPS = {
     "cache": "cache",
     "publish": "publish",
     "bench": "bench",
+    "annotate": "annotate",
+    "optimize": "optimize",
     "sampler": "sampler",
     "experiment": "experiment",
     "stage/enrich": "stage/enrich",

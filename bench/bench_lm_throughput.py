@@ -1,0 +1,309 @@
+"""LM call throughput of persona_gen's ``Caller.map`` against a loopback OpenAI-compatible stub.
+
+Run: ``python bench/bench_lm_throughput.py [--calls 1000] [--concurrency 64] [--latency-calls 1280]``.
+Not a timed test: numbers depend on the machine. Two measurements, each against a baseline of the same run:
+
+1. **0 ms latency.** ``Caller.map`` (cache on, in a temporary folder; ``dspy.Predict(JudgeInVoice)`` through
+   ``dspy.JSONAdapter`` and ``build_lm(kind=openai_compatible)``) over the same number of calls made by a raw
+   ``httpx.AsyncClient`` sending the very messages DSPy sends and ``json.loads``-ing the answer. Goal: the
+   ratio of calls/s >= 0.9. Client CPU per call is printed for both: with the stub on the other core, the
+   client's CPU per call is the bound.
+2. **100 ms latency, concurrency 64.** ``Caller.map``'s wall time over the ideal ``N * L / C``. Goal <= 1.1.
+
+Then a profile of one thread of sequential calls (cProfile, own time grouped by package) says where a
+call's CPU goes. The stub runs in a child process so it does not share the client's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from _common import print_machine, stub_process, verdict
+
+QUESTION = "Should I spend my savings on a new car or keep them for emergencies? #{i}"
+PERSONA = "age: 41\nsex: male\noccupation: electrician\nhousehold language: English\ndefining quirks: saves coupons"
+
+
+def _items(n: int, offset: int = 0) -> list[dict[str, str]]:
+    return [{"persona": PERSONA, "question": QUESTION.format(i=i + offset), "first_answer": "Keep the savings.",
+             "second_answer": "Buy the car, you deserve it."} for i in range(n)]
+
+
+def _client(base_url: str, concurrency: int) -> Any:
+    from omegaconf import OmegaConf
+
+    from persona_gen.core.lm import build_lm
+
+    # conf/model/openai_compatible.yaml with the stub's address.
+    cfg = OmegaConf.create({"kind": "openai_compatible", "name": "stub-model", "base_url": base_url,
+                            "api_key_env": "PERSONA_GEN_API_KEY", "temperature": 0.0, "max_tokens": 512,
+                            "concurrency": concurrency, "timeout_s": 60.0, "num_retries": 4,
+                            "structured_output": "json_object"})
+    return build_lm(cfg, role="judge")
+
+
+def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None) -> dict[str, float]:
+    import dspy
+    from persona_gen.signatures import JudgeInVoice
+
+    from persona_gen.core.cache import CallCache
+    from persona_gen.core.calls import Caller
+
+    caller = Caller(_client(base_url, concurrency),
+                    CallCache(cache_dir, enabled=cache_dir is not None), progress=False)
+    module = dspy.Predict(JudgeInVoice)
+    caller.map("warmup", module, _items(min(64, n), offset=10**6 + offset))
+    items = _items(n, offset=offset)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    results = caller.map("judge_direct", module, items)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    failed = sum(not r.ok for r in results)
+    if failed:
+        print(f"  warning: {failed} of {n} Caller.map calls failed")
+    caller.cache.close()
+    return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
+
+
+def run_acall(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
+    """What-if: the same module through ``acall`` under asyncio (no threads, no cache), for comparison."""
+    import dspy
+    from persona_gen.signatures import JudgeInVoice
+
+    lm = _client(base_url, concurrency).lm
+    module = dspy.Predict(JudgeInVoice)
+
+    async def amap(items: list[dict[str, str]]) -> list[Any]:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(item: dict[str, str]) -> Any:
+            async with sem:
+                with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+                    return await module.acall(**item)
+
+        return await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+
+    asyncio.run(amap(_items(min(64, n), offset=10**6 + offset)))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    results = asyncio.run(amap(_items(n, offset=offset)))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    failed = sum(isinstance(r, BaseException) for r in results)
+    if failed:
+        print(f"  warning: {failed} of {n} acall calls failed")
+    return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
+
+
+def _dspy_messages(n: int, offset: int) -> list[list[dict[str, str]]]:
+    import dspy
+    from persona_gen.signatures import JudgeInVoice
+
+    adapter = dspy.JSONAdapter()
+    return [adapter.format(JudgeInVoice, demos=[], inputs=item) for item in _items(n, offset=offset)]
+
+
+async def _raw_httpx(base_url: str, messages: list[list[dict[str, str]]], concurrency: int) -> int:
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    ok = 0
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60,
+                                 headers={"Authorization": "Bearer x"}) as client:
+        async def one(i: int, msgs: list[dict[str, str]]) -> None:
+            nonlocal ok
+            async with sem:
+                r = await client.post("/chat/completions", json=_body(i, msgs))
+                r.raise_for_status()
+                ok += _parsed(r.json())
+
+        await asyncio.gather(*(one(i, m) for i, m in enumerate(messages)))
+    return ok
+
+
+async def _raw_aiohttp(base_url: str, messages: list[list[dict[str, str]]], concurrency: int) -> int:
+    import aiohttp
+
+    sem = asyncio.Semaphore(concurrency)
+    ok = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": "Bearer x"},
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async def one(i: int, msgs: list[dict[str, str]]) -> None:
+            nonlocal ok
+            async with sem, session.post(f"{base_url}/chat/completions", json=_body(i, msgs)) as r:
+                r.raise_for_status()
+                ok += _parsed(await r.json())
+
+        await asyncio.gather(*(one(i, m) for i, m in enumerate(messages)))
+    return ok
+
+
+def _body(i: int, msgs: list[dict[str, str]]) -> dict[str, Any]:
+    return {"model": "stub-model", "messages": msgs, "temperature": 0.0, "max_tokens": 512, "seed": i,
+            "response_format": {"type": "json_object"}}
+
+
+def _parsed(answer: dict[str, Any]) -> int:
+    return int("preferred" in json.loads(answer["choices"][0]["message"]["content"]))
+
+
+RAW_CLIENTS = {"httpx": _raw_httpx, "aiohttp": _raw_aiohttp}
+
+
+def run_raw(base_url: str, n: int, concurrency: int, *, offset: int, client: str) -> dict[str, float]:
+    fn = RAW_CLIENTS[client]
+    asyncio.run(fn(base_url, _dspy_messages(min(64, n), offset=10**6 + offset), concurrency))  # warm-up
+    messages = _dspy_messages(n, offset=offset)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ok = asyncio.run(fn(base_url, messages, concurrency))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if ok != n:
+        print(f"  warning: {n - ok} of {n} raw {client} calls did not parse")
+    return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
+
+
+def run_raw_best(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
+    """Both raw clients; the faster is the baseline (a slow baseline would flatter persona_gen)."""
+    best: dict[str, Any] = {}
+    for name in RAW_CLIENTS:
+        res = run_raw(base_url, n, concurrency, offset=offset, client=name)
+        print(f"  raw {name + ' (async)':<26}{res['calls_per_s']:8.1f} calls/s  {res['wall']:6.2f} s  "
+              f"{res['cpu_ms_per_call']:.2f} ms client CPU/call")
+        if not best or res["wall"] < best["wall"]:
+            best = {**res, "client": name}
+    return best
+
+
+_BUCKETS = (
+    ("dspy/_vendor/lm15/transports", "lm15 HTTP transport"),
+    ("dspy/_vendor/lm15", "lm15 request/response mapping"),
+    ("dspy/adapters", "DSPy adapters (format + parse)"),
+    ("dspy/clients", "DSPy LM client (execution, capabilities, history)"),
+    ("dspy/", "DSPy other (predict, settings, callbacks)"),
+    ("persona_gen/", "persona_gen (Caller, cache key)"),
+    ("diskcache", "diskcache (cache write)"),
+    ("sqlite3", "diskcache (cache write)"),
+    ("pydantic", "pydantic"),
+    ("json_repair", "json_repair (parse)"),
+    ("json/", "json"),
+    ("http/client", "http.client"),
+    ("urllib/request", "proxy lookup in os.environ, per request"),
+    ("<frozen os>", "proxy lookup in os.environ, per request"),
+    ("socket", "socket I/O"),
+    ("ssl", "socket I/O"),
+    ("selectors", "socket I/O"),
+    ("threading", "threading"),
+    ("copy.py", "copy (deepcopy of requests)"),
+    ("inspect", "inspect"),
+    ("re/", "re"),
+    ("typing", "typing"),
+)
+
+
+def _bucket(filename: str, func: str) -> str:
+    if filename == "~":  # a C function: name it by what it is
+        if "socket" in func or "select" in func or "poll" in func:
+            return "socket I/O (C; includes waiting for the server)"
+        if "of 'dict' objects" in func:
+            return "dict methods (C)"
+        if "lock" in func:
+            return "locks (C)"
+        return "other C functions"
+    for needle, name in _BUCKETS:
+        if needle in filename:
+            return name
+    return "other Python"
+
+
+def profile_calls(base_url: str, n: int) -> None:
+    """Own time per call, grouped by package, of ``n`` sequential Caller calls (one thread, so cProfile sees it)."""
+    import dspy
+    from persona_gen.signatures import JudgeInVoice
+
+    from persona_gen.core.cache import CallCache
+    from persona_gen.core.calls import Caller
+
+    with tempfile.TemporaryDirectory() as tmp:
+        caller = Caller(_client(base_url, 1), CallCache(Path(tmp)), progress=False)
+        module = dspy.Predict(JudgeInVoice)
+        caller.map("warmup", module, _items(8, offset=2 * 10**6))
+        prof = cProfile.Profile()
+        items = _items(n, offset=3 * 10**6)
+        t0 = time.perf_counter()
+        prof.enable()
+        caller.map("judge_direct", module, items)
+        prof.disable()
+        wall = time.perf_counter() - t0
+        caller.cache.close()
+    stats = pstats.Stats(prof)
+    by_bucket: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for (filename, _, func), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        by_bucket[_bucket(filename, func)] += tottime
+        total += tottime
+    label = "build_lm"
+    print(f"\nprofile ({label}): {n} sequential Caller calls, {1000 * wall / n:.2f} ms wall per call "
+          f"(profiled; cProfile inflates it), own time by package:")
+    for name, secs in sorted(by_bucket.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<52} {1000 * secs / n:6.3f} ms/call  {100 * secs / total:5.1f}%")
+    print("  top functions by own time:")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    for (filename, line, func), (_, _, tottime, _, _) in rows[:10]:
+        short = filename.split("site-packages/")[-1].split("/lib/python3")[-1]
+        print(f"    {1000 * tottime / n:7.3f} ms/call  {short}:{line} {func}")
+
+
+def _line(label: str, res: dict[str, float]) -> None:
+    print(f"  {label:<30}{res['calls_per_s']:8.1f} calls/s  {res['wall']:6.2f} s  "
+          f"{res['cpu_ms_per_call']:.2f} ms client CPU/call")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1000, help="calls at 0 ms latency")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--latency-calls", type=int, default=1280, help="calls at --latency-ms")
+    parser.add_argument("--profile-calls", type=int, default=200, help="0 skips the profile")
+    args = parser.parse_args()
+    print_machine()
+    n, c = args.calls, args.concurrency
+
+    with stub_process(latency_ms=0) as base_url, tempfile.TemporaryDirectory() as tmp:
+        print(f"\n[1] 0 ms latency, {n} calls, concurrency {c}")
+        raw = run_raw_best(base_url, n, c, offset=0)
+        ours = run_caller(base_url, n, c, offset=0, cache_dir=Path(tmp) / "c1")
+        _line("Caller.map (cache on)", ours)
+        _line("Caller.map (cache off)", run_caller(base_url, n, c, offset=n, cache_dir=None))
+        _line("what-if: acall under asyncio", run_acall(base_url, n, c, offset=3 * n))
+        ratio = ours["calls_per_s"] / raw["calls_per_s"]
+        print(f"  ratio Caller.map / raw {raw['client']} = {ratio:.3f}  {verdict(ratio, 0.9)}")
+        if args.profile_calls:
+            profile_calls(base_url, args.profile_calls)
+
+    m, lat = args.latency_calls, args.latency_ms
+    ideal = m * lat / 1000 / c
+    with stub_process(latency_ms=lat) as base_url, tempfile.TemporaryDirectory() as tmp:
+        print(f"\n[2] {lat:.0f} ms latency, {m} calls, concurrency {c}: ideal N*L/C = {ideal:.2f} s "
+              f"({c / lat * 1000:.0f} calls/s)")
+        run_raw_best(base_url, m, c, offset=0)
+        ours = run_caller(base_url, m, c, offset=0, cache_dir=Path(tmp) / "c1")
+        _line("Caller.map (cache on)", ours)
+        acall = run_acall(base_url, m, c, offset=2 * m)
+        _line("what-if: acall under asyncio", acall)
+        ratio = ours["wall"] / ideal
+        print(f"  ratio achieved / ideal = {ratio:.3f}  {verdict(ratio, 1.1, higher_is_better=False)}")
+        ratio_a = acall["wall"] / ideal
+        print(f"  ratio what-if acall = {ratio_a:.3f}  {verdict(ratio_a, 1.1, higher_is_better=False)}")
+
+
+if __name__ == "__main__":
+    main()

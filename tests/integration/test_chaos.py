@@ -1,0 +1,130 @@
+"""The pipeline against a flaky server: 20% of requests get 429, 500, a timeout or malformed JSON.
+
+The run must complete with every row present (a value or a recorded failure), and retries must stay
+bounded by ``num_retries``. The stub decides faults by the request body and its attempt number, so the
+run is deterministic and a retry of the same body can succeed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+from persona_gen.pipeline import run
+from tests.fixtures.stub_server import CHAOS_KINDS, StubServer
+from tests.helpers import compose_run
+
+pytestmark = pytest.mark.integration
+
+CHAOS_RATE = 0.2
+CLIENT_TIMEOUT_S = 2
+NUM_RETRIES = 4
+OVERRIDES = [
+    "model@models.generator=openai_compatible", "model@models.judge=openai_compatible", "scale=tiny",
+    "sampler.fidelity_sample_size=2000",
+    f"models.generator.timeout_s={CLIENT_TIMEOUT_S}", f"models.judge.timeout_s={CLIENT_TIMEOUT_S}",
+    f"models.generator.num_retries={NUM_RETRIES}", f"models.judge.num_retries={NUM_RETRIES}",
+    # This test is about keeping rows under faults, not about the failure-rate gate: on a tiny run one
+    # malformed answer can be half of a stage's calls.
+    "max_failure_rate=1.0",
+]
+
+
+@pytest.fixture(scope="module")
+def chaos_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chaos")
+    # Held answers outlast the client's timeout by a margin that survives a loaded machine.
+    with StubServer(chaos_rate=CHAOS_RATE, hang_s=CLIENT_TIMEOUT_S + 3) as server, \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PERSONA_GEN_BASE_URL", server.base_url)
+        mp.setenv("PERSONA_GEN_MODEL", "stub-model")
+        mp.setenv("PERSONA_GEN_API_KEY", "sk-chaos")
+        cfg = compose_run(root / "run", root / "cache", OVERRIDES)
+        result = run(cfg)
+        yield cfg, result, server.snapshot()
+
+
+def _table(result, name: str) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((result.dataset_dir / "data" / name).glob("*.parquet"))],
+                     ignore_index=True)
+
+
+def test_chaos_run_completes_and_faults_happened(chaos_run):
+    _, result, seen = chaos_run
+    assert result.card_path.is_file()
+    assert sum(seen["faults"].values()) > 0
+    # At least one fault was retried: more requests than distinct request bodies.
+    assert seen["requests"] > seen["distinct_bodies"]
+
+
+def test_chaos_retries_are_bounded(chaos_run):
+    _, result, seen = chaos_run
+    assert seen["requests"] <= (1 + NUM_RETRIES) * result.lm_calls
+    assert seen["max_attempts_per_body"] <= 1 + NUM_RETRIES
+
+
+def test_chaos_every_feedback_row_has_a_value_or_a_recorded_failure(chaos_run):
+    cfg, result, _ = chaos_run
+    df = _table(result, "feedback")
+    scale = cfg.scale
+    per_persona = scale.train_rows_per_persona + scale.test_seen_per_persona + scale.test_unseen_per_persona
+    assert len(df) == scale.num_personas * per_persona
+    for row in df.itertuples():
+        complete = bool(row.original and row.critique and row.data)
+        assert complete or json.loads(row.failures), row.feedback_id
+
+
+def test_chaos_every_judgment_has_a_choice_or_a_recorded_failure(chaos_run):
+    _, result, _ = chaos_run
+    df = _table(result, "judgments")
+    assert len(df) > 0
+    for row in df.itertuples():
+        failure = json.loads(row.failure)
+        if row.choice == "abstain":
+            assert failure and failure["message"], row.judgment_id
+        else:
+            assert row.choice in ("first", "second", "tie") and failure is None, row.judgment_id
+
+
+def test_chaos_personas_all_present(chaos_run):
+    cfg, result, _ = chaos_run
+    assert len(_table(result, "personas")) == cfg.scale.num_personas
+
+
+def test_chaos_malformed_answers_are_recorded_parse_failures(chaos_run):
+    _, result, seen = chaos_run
+    parse = sum(s["failures_by_kind"].get("parse", 0) for s in result.manifest["stages"].values())
+    # Each malformed answer is final (HTTP 200) and becomes exactly one recorded parse failure.
+    assert parse == seen["faults"].get("malformed", 0)
+
+
+def test_stub_chaos_draws_every_kind_and_is_deterministic(stub_server):
+    # The stub alone: many distinct bodies at full chaos see every fault kind, and a body's draw depends only
+    # on the body and its attempt number, so two servers fed the same requests draw the same faults.
+    def feed(server: StubServer) -> None:
+        with httpx.Client(base_url=server.base_url, timeout=0.2) as client:
+            for i in range(40):
+                try:
+                    client.post("/chat/completions", json={"model": "m", "messages": [
+                        {"role": "user", "content": f"q{i}"}]})
+                except httpx.TimeoutException:
+                    pass  # a held answer; the server has already counted its fault
+
+    a, b = stub_server(chaos_rate=1.0, hang_s=0.5), stub_server(chaos_rate=1.0, hang_s=0.5)
+    feed(a)
+    feed(b)
+    assert a.faults == b.faults
+    assert set(a.faults) == set(CHAOS_KINDS)
+    assert a.requests == 40
+
+
+def test_stub_retry_of_same_body_can_succeed(stub_server):
+    body = {"model": "m", "messages": [{"role": "user", "content": "retry me"}]}
+    server = stub_server(chaos_rate=0.5, chaos_kinds=("500",))
+    with httpx.Client(base_url=server.base_url, timeout=5) as client:
+        codes = [client.post("/chat/completions", json=body).status_code for _ in range(30)]
+    assert 200 in codes and 500 in codes
+    assert server.snapshot()["distinct_bodies"] == 1
