@@ -102,18 +102,26 @@ class Caller:
         with self._stats_lock:
             return self.stats.setdefault(stage, CallStats())
 
-    def key_for(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0) -> str:
-        # Every predictor's signature (ChainOfThought adds a reasoning field) is part of the prompt.
+    @staticmethod
+    def module_identity(module: Any) -> tuple[dict[str, Any], str]:
+        """The prompt-shaping part of a module: every predictor's signature (ChainOfThought adds a reasoning
+        field) and the hash of its learnable state. Computed once per ``map``, not once per call."""
         predictors = module.named_predictors() if hasattr(module, "named_predictors") else []
         ident = {"module": type(module).__name__,
                  "predictors": {name: signature_identity(p.signature) for name, p in predictors}}
-        return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
-                         sample_index=sample_index, program_hash=program_hash(module))
+        return ident, program_hash(module)
 
-    def call(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0) -> CallResult:
+    def key_for(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
+                identity: tuple[dict[str, Any], str] | None = None) -> str:
+        ident, phash = identity or self.module_identity(module)
+        return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
+                         sample_index=sample_index, program_hash=phash)
+
+    def call(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
+             identity: tuple[dict[str, Any], str] | None = None) -> CallResult:
         import dspy
 
-        key = self.key_for(stage, module, inputs, sample_index)
+        key = self.key_for(stage, module, inputs, sample_index, identity)
         hit = self.cache.get(key)
         if hit is not None:
             failure = Failure(**hit["failure"]) if hit.get("failure") else None
@@ -144,9 +152,10 @@ class Caller:
         """Results in input order; at most ``client.concurrency`` calls in flight."""
         bar = tqdm(total=len(inputs), desc=desc or stage, disable=not self.progress or not inputs, leave=False,
                    unit="call")
+        identity = self.module_identity(module)
 
         def one(item: dict[str, Any]) -> CallResult:
-            res = self.call(stage, module, item, sample_index)
+            res = self.call(stage, module, item, sample_index, identity)
             bar.update(1)
             return res
 
