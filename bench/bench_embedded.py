@@ -31,9 +31,9 @@ def main() -> None:
 
     import dspy
     from omegaconf import OmegaConf
-    from persona_gen.signatures import AnswerQuestion
 
     from persona_gen.core.lm import build_lm, smollm2_path
+    from persona_gen.signatures import AnswerQuestion
 
     cfg = OmegaConf.create({"kind": "smollm2", "name": "SmolLM2-135M-Instruct-Q4_1", "temperature": 0.0,
                             "max_tokens": args.max_tokens, "concurrency": 1, "context_size": 2048,

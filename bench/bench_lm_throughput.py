@@ -53,10 +53,10 @@ def _client(base_url: str, concurrency: int) -> Any:
 
 def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None) -> dict[str, float]:
     import dspy
-    from persona_gen.signatures import JudgeInVoice
 
     from persona_gen.core.cache import CallCache
     from persona_gen.core.calls import Caller
+    from persona_gen.signatures import JudgeInVoice
 
     caller = Caller(_client(base_url, concurrency),
                     CallCache(cache_dir, enabled=cache_dir is not None), progress=False)
@@ -76,6 +76,7 @@ def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_di
 def run_acall(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
     """What-if: the same module through ``acall`` under asyncio (no threads, no cache), for comparison."""
     import dspy
+
     from persona_gen.signatures import JudgeInVoice
 
     lm = _client(base_url, concurrency).lm
@@ -103,6 +104,7 @@ def run_acall(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[s
 
 def _dspy_messages(n: int, offset: int) -> list[list[dict[str, str]]]:
     import dspy
+
     from persona_gen.signatures import JudgeInVoice
 
     adapter = dspy.JSONAdapter()
@@ -226,10 +228,10 @@ def _bucket(filename: str, func: str) -> str:
 def profile_calls(base_url: str, n: int) -> None:
     """Own time per call, grouped by package, of ``n`` sequential Caller calls (one thread, so cProfile sees it)."""
     import dspy
-    from persona_gen.signatures import JudgeInVoice
 
     from persona_gen.core.cache import CallCache
     from persona_gen.core.calls import Caller
+    from persona_gen.signatures import JudgeInVoice
 
     with tempfile.TemporaryDirectory() as tmp:
         caller = Caller(_client(base_url, 1), CallCache(Path(tmp)), progress=False)

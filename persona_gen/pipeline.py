@@ -25,7 +25,7 @@ from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.lm import build_lm, signature_hash
-from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, Question, stable_id
+from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, stable_id
 
 __all__ = ["RunResult", "run"]
 
@@ -238,7 +238,7 @@ def _prepare(cfg: DictConfig) -> Prepared:
             where=f"{enriched.candidates_used} census candidates, {len(enriched.rejections)} rejected",
             fix="raise stage.enrich.candidate_factor or use a stronger model"))
     qres = run_questions(cfg=cfg.stage.questions, caller=gen, seed=seeds["questions"],
-                         max_candidates=scale.get("max_candidate_prompts"))
+                         max_candidates=scale.get("max_candidate_prompts"), plot_dir=out_dir / "questions")
     assignments = assign_questions(
         personas, qres.questions, train_rows=int(scale.train_rows_per_persona),
         seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
@@ -251,7 +251,8 @@ def _prepare(cfg: DictConfig) -> Prepared:
     plots += [(Path(p).name, Path(p)) for p in getattr(qres, "plots", []) or []]
     reasons = Counter(r.reason for r in enriched.rejections)
     rejections = pd.DataFrame([r.__dict__ for r in enriched.rejections],
-                              columns=["persona_id", "source_record_id", "reason", "offending_fields", "message", "raw"])
+                              columns=["persona_id", "source_record_id", "reason", "offending_fields", "message", "raw",
+                                       "failure_kind"])
     rejections["offending_fields"] = rejections["offending_fields"].map(list)
     global_info = {
         "seed": int(cfg.seed), "config_hash": config_hash(cfg),
@@ -259,7 +260,8 @@ def _prepare(cfg: DictConfig) -> Prepared:
         "generator_model": gen_client.model_id, "judge_model": judge_client.model_id,
         "embedded_model": "smollm2" in (cfg.models.generator.kind, cfg.models.judge.kind),
         "census": {"num_personas": len(personas), "source": source.name, "description": source.describe(),
-                   "year": source.spec.year or "", "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
+                   "year": source.spec.year or "",
+                   "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
         "enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
                    "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
         "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
@@ -399,7 +401,7 @@ def publish_parts(cfg: DictConfig, parts: Path) -> RunResult:
 
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
-        raise PersonaGenError(format_error("shard parts", expected=f"a folder with global/info.json", got=str(parts),
+        raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
                                            where="shard.parts_dir", fix="run the shards first, with this parts_dir"))
     info = json.loads(info_path.read_text())
     chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))

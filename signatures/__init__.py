@@ -7,6 +7,7 @@ from persona_gen.signatures.bench import (
     SummarizePersona,
 )
 from persona_gen.signatures.enrich import (
+    DETAIL_GUIDE,
     CheckPersonaConsistency,
     ConsistencyVerdict,
     Idiosyncrasies,
@@ -17,6 +18,7 @@ from persona_gen.signatures.judge import JudgeInVoice
 from persona_gen.signatures.questions import ControversyVerdict, DraftQuestions, JudgeControversy
 
 __all__ = [
+    "DETAIL_GUIDE",
     "AnswerForPersona",
     "AnswerFromPersonaSummary",
     "AnswerQuestion",

@@ -75,7 +75,7 @@ class CallCache:
             return None
         try:
             value = self._cache.get(key, default=None)
-        except Exception:  # noqa: BLE001 - a corrupt entry is a miss, never a crash: the call is redone
+        except Exception:
             value = None
             with self._lock:
                 self.corrupt += 1

@@ -68,7 +68,7 @@ def program_hash(module: Any) -> str:
     """Hash of a module's learnable state (demos, instructions): changes when an optimizer compiles it."""
     try:
         state = module.dump_state()
-    except Exception:  # noqa: BLE001 - a module without state has the empty hash
+    except Exception:
         return ""
     return hashlib.sha256(canonical_json(state).encode()).hexdigest()[:16]
 
@@ -133,7 +133,7 @@ class Caller:
                 pred = module(**inputs, config={"seed": _sample_seed(key)})
             outputs = {k: _plain(v) for k, v in pred.items()}
             result = CallResult(outputs)
-        except Exception as exc:  # noqa: BLE001 - every failure is kept as data, see module docstring
+        except Exception as exc:
             raw = getattr(exc, "lm_response", None)
             kind = "parse" if type(exc).__name__ == "AdapterParseError" else "lm_error"
             message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

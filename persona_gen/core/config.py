@@ -36,6 +36,7 @@ class ModelConfig:
     concurrency: int = 1
     # smollm2 only
     context_size: int = 2048
+    threads: int | None = None
     model_path: str | None = None
     # openai_compatible only
     base_url: str | None = None

@@ -139,7 +139,9 @@ class LlamaCppEngine:
     def __init__(self, model_path: str, *, context_size: int = 2048, threads: int | None = None) -> None:
         self.model_path = str(model_path)
         self.context_size = context_size
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        # One core fewer than the machine: llama.cpp's threads spin-wait on each other, and when another process
+        # holds a core a thread per core makes each answer 10-100x slower (measured on 2 shared cores).
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self._llm: Any = None
         self._lock = threading.Lock()
         self.calls = 0
@@ -246,12 +248,12 @@ _ENGINES: dict[tuple[str, int], LlamaCppEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _shared_llama_engine(path: str, context_size: int) -> LlamaCppEngine:
+def _shared_llama_engine(path: str, context_size: int, threads: int | None = None) -> LlamaCppEngine:
     # One model in memory per process, whichever roles use it.
     with _ENGINES_LOCK:
         key = (path, context_size)
         if key not in _ENGINES:
-            _ENGINES[key] = LlamaCppEngine(path, context_size=context_size)
+            _ENGINES[key] = LlamaCppEngine(path, context_size=context_size, threads=threads)
         return _ENGINES[key]
 
 
@@ -267,7 +269,8 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
     }
     if kind == "smollm2":
         path = str(cfg.get("model_path") or smollm2_path())
-        engine = _shared_llama_engine(path, int(cfg.get("context_size", 2048)))
+        threads = cfg.get("threads")
+        engine = _shared_llama_engine(path, int(cfg.get("context_size", 2048)), int(threads) if threads else None)
         revision = _file_sha256(path)[:16]
         lm = dspy.LM(f"local/{cfg.name}-{revision}", engine=engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}

@@ -73,6 +73,7 @@ PLOT_CAPTIONS = (
     ("pass_at_k", "pass@k"),
     ("pass@k", "pass@k"),
     ("judge_scorecard", "Judge scorecard"),
+    ("question_clusters", "Questions per topic cluster (train / held out)"),
 )
 
 

@@ -91,11 +91,11 @@ def llama_server(tmp_path_factory):
 def test_llama_server_calls_parse_or_are_recorded_failures(llama_server, tmp_path):
     import dspy
     from omegaconf import OmegaConf
-    from persona_gen.signatures import JudgeInVoice
 
     from persona_gen.core.cache import CallCache
     from persona_gen.core.calls import Caller
     from persona_gen.core.lm import build_lm
+    from persona_gen.signatures import JudgeInVoice
 
     cfg = OmegaConf.create({
         "kind": "openai_compatible", "name": "smollm2", "base_url": llama_server["base_url"], "api_key_env": None,

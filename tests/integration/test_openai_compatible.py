@@ -91,8 +91,8 @@ def test_stub_answers_the_requested_json_schema_and_lists_models(stub_server):
 
 def test_stub_reads_output_fields_from_a_json_adapter_prompt():
     import dspy
-    from persona_gen.signatures import JudgeInVoice
 
+    from persona_gen.signatures import JudgeInVoice
     from tests.fixtures.stub_server import output_schema_from_prompt
 
     messages = dspy.JSONAdapter().format(JudgeInVoice, demos=[], inputs={

@@ -83,7 +83,7 @@ def test_validate_rejects_zero_personas():
 
 def test_validate_rejects_negative_rows():
     cfg = _compose(["scale.test_seen_per_persona=-1"])
-    with pytest.raises(ConfigError, match="scale.test_seen_per_persona must be >= 0"):
+    with pytest.raises(ConfigError, match=r"scale\.test_seen_per_persona must be >= 0"):
         validate(cfg)
 
 

@@ -65,6 +65,6 @@ def test_fake_engine_is_deterministic_across_instances():
 def test_build_lm_rejects_unknown_kind():
     from persona_gen.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="models.generator.kind"):
+    with pytest.raises(ConfigError, match=r"models\.generator\.kind"):
         build_lm(OmegaConf.create({"kind": "gpt9", "name": "x", "temperature": 0.0, "max_tokens": 1,
                                    "concurrency": 1}))
