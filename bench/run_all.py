@@ -20,6 +20,7 @@ BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
     ("bench_lm_throughput.py", ["--calls", "200", "--latency-calls", "256", "--profile-calls", "50"]),
     ("bench_embedded.py", ["--repeats", "2"]),
     ("bench_census.py", ["--size", "100000", "--baseline-size", "5000", "--repeats", "1"]),
+    ("bench_paper_scale.py", ["--personas", "40"]),
 )
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +209,11 @@ class Prepared:
     tables: dict[str, pd.DataFrame]
     plots: list[tuple[str, Path]]
     judges: dict[str, Any] | None = None
+    assignments_of: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for a in self.assignments:
+            self.assignments_of.setdefault(a.persona_id, []).append(a)
 
 
 def _prepare(cfg: DictConfig) -> Prepared:
@@ -296,14 +301,24 @@ def _shard_of(chunks: list[tuple[int, int, int]], index: int, count: int) -> lis
     return chunks[lo: lo + per + (1 if index < extra else 0)]
 
 
+def run_key(cfg: DictConfig) -> str:
+    """What determines a run's rows: the config hash and both models' identities (weights revision included)."""
+    idents = [build_lm(cfg.models[role], role=role).identity for role in ("generator", "judge")]
+    return hashlib.sha256(canonical_json([config_hash(cfg), idents]).encode()).hexdigest()[:20]
+
+
 def parts_dir_for(cfg: DictConfig) -> Path:
-    """Where feedback parts go: the run dir for one shard; a folder shared by all shards (keyed by config) else."""
+    """Where finished persona chunks go: ``shard.parts_dir`` if set, else beside the cache, keyed by ``run_key``.
+
+    Parts are results like cache entries: a rerun, a resumed run and every shard of one config find the chunks
+    already finished and skip them. With the cache disabled they stay in the run's own directory.
+    """
     shard = cfg.get("shard") or {}
     if shard.get("parts_dir"):
         return Path(shard["parts_dir"])
-    if int(shard.get("count", 1)) <= 1:
+    if not cfg.cache.get("enabled", True):
         return Path(cfg.paths.output_dir) / "parts"
-    return Path(cfg.paths.root) / "shards" / config_hash(cfg)
+    return Path(cfg.cache.dir) / "parts" / run_key(cfg)
 
 
 def _write_frame(path: Path, frame: pd.DataFrame) -> None:
@@ -318,19 +333,21 @@ def _write_frame(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> None:
-    """Feedback and judgments of personas [lo, hi); the stats file, written last, marks the chunk complete."""
+def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int:
+    """Feedback and judgments of personas [lo, hi); the stats file, written last, marks the chunk complete.
+
+    Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
+    """
     from persona_gen.judge.stage import run_judge
     from persona_gen.publish.writer import atomic_write_text, to_json
     from persona_gen.responses.stage import run_feedback
 
     name = f"part-{index:06d}"
     if (parts / "stats" / f"{name}.json").exists():
-        return  # done by an earlier, interrupted run or by another shard
+        return 0  # done by an earlier, interrupted run or by another shard
     cfg = prep.cfg
     personas = prep.personas[lo:hi]
-    ids = {p.persona_id for p in personas}
-    assignments = [a for a in prep.assignments if a.persona_id in ids]
+    assignments = [a for p in personas for a in prep.assignments_of.get(p.persona_id, [])]
     stats: dict[str, CallStats] = {}
     gen = Caller(prep.gen, prep.cache, stats=stats)
     judge = Caller(prep.judge, prep.cache, stats=stats)
@@ -345,6 +362,7 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> Non
     _write_frame(parts / "feedback" / f"{name}.parquet", _feedback_frame(rows))
     _write_frame(parts / "judgments" / f"{name}.parquet", _judgment_frame(judgments))
     atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
+    return sum(s.calls for s in stats.values())
 
 
 def _judgment_frame(judgments: list[Judgment]) -> pd.DataFrame:
@@ -370,12 +388,13 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
         atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
     atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
     mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
+    lm_calls = sum(v["lm_calls"] for v in prep.global_info["global_stats"].values())
     for chunk in mine:
-        _run_chunk(prep, *chunk, parts)
+        lm_calls += _run_chunk(prep, *chunk, parts)
     prep.cache.close()
     if count > 1:
         return ShardResult(index, count, parts, [c[0] for c in mine])
-    return publish_parts(cfg, parts)
+    return publish_parts(cfg, parts, lm_calls=lm_calls)
 
 
 @dataclass
@@ -395,7 +414,8 @@ def merge(cfg: DictConfig) -> RunResult:
     return publish_parts(cfg, parts_dir_for(cfg))
 
 
-def publish_parts(cfg: DictConfig, parts: Path) -> RunResult:
+def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResult:
+    """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
     from persona_gen.publish.hub import publish_folder
     from persona_gen.publish.writer import atomic_write_text, to_json
 
@@ -477,12 +497,12 @@ def publish_parts(cfg: DictConfig, parts: Path) -> RunResult:
                         for k, v in sorted(stats.items())},
     }
     published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
-    lm_calls = sum(s.calls for s in stats.values())
     rows = {"feedback": {k: v for k, v in feedback_rows.items() if v},
             **{name: {"train": len(splits["train"])} for name, splits in tables.items() if name != "feedback"}}
     manifest = {
         "seed": info["seed"], "config_hash": info["config_hash"], "content_hash": published.content_hash,
-        "rows": rows, "lm_calls": lm_calls, "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "rows": rows, "lm_calls": lm_calls, "lm_calls_to_make_parts": sum(s.calls for s in stats.values()),
+        "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
         "feedback_rows_with_failures": failed_rows, "enrich": info["enrich"],
         "question_filters": info["filter_counts"], "judge_scorecard": scorecard, "judge_agreement": agreement,
