@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 import hydra
@@ -35,7 +36,20 @@ def _app(cfg: DictConfig) -> float | None:
     return None
 
 
+_ROLE_ALIAS = re.compile(r"^(models\.(?:generator|judge))=([A-Za-z0-9_,\-]+)$")
+
+
+def _alias_model_overrides(argv: list[str]) -> list[str]:
+    """``models.generator=fake`` is shorthand for the group override ``model@models.generator=fake``.
+
+    A bare option name (or a comma-separated sweep of them) picks a file of conf/model/; a dotted key such as
+    ``models.generator.temperature=0.7`` is left alone.
+    """
+    return [_ROLE_ALIAS.sub(r"model@\1=\2", a) for a in argv]
+
+
 def main() -> None:
+    sys.argv = [sys.argv[0], *_alias_model_overrides(sys.argv[1:])]
     _app()
 
 

@@ -162,3 +162,12 @@ def test_cli_rejects_shard_index_out_of_range(tmp_path):
     proc = _cli([*FAKE, "shard.count=2", "shard.index=2"], tmp_path)
     assert proc.returncode != 0
     assert "shard.index must be in [0, 1]" in proc.stderr
+
+
+def test_cli_multirun_sweeps_models_and_seeds(tmp_path):
+    proc = _cli(["-m", "models.generator=fake", "models.judge=fake", "scale=tiny", "sampler.fidelity_sample_size=2000",
+                 "seed=1,2", "hydra.sweep.dir=sweep"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hashes = [json.loads((tmp_path / "sweep" / str(i) / "manifest.json").read_text())["content_hash"]
+              for i in (0, 1)]
+    assert hashes[0] != hashes[1]
