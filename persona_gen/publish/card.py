@@ -302,9 +302,11 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
 
     failures = []
     for stage, s in sorted(dict(context.get("stage_stats") or {}).items()):
-        calls, hits, failed = int(s.get("lm_calls", 0)), int(s.get("cache_hits", 0)), int(s.get("failures", 0))
-        failures.append({"stage": stage, "lm_calls": calls, "cache_hits": hits, "failures": failed,
-                         "rate": failed / (calls + hits) if calls + hits else 0.0,
+        # LM answers per stage (calls + cache hits): a warm rerun renders the same card byte for byte.
+        answers = int(s["answers"]) if "answers" in s else int(s.get("lm_calls", 0)) + int(s.get("cache_hits", 0))
+        failed = int(s.get("failures", 0))
+        failures.append({"stage": stage, "answers": answers, "failures": failed,
+                         "rate": failed / answers if answers else 0.0,
                          "by_kind": s.get("failures_by_kind") or "none"})
 
     scorecard = []

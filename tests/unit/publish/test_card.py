@@ -59,7 +59,8 @@ def test_render_card_states_filter_counts(tables, context):
 
 
 def test_render_card_states_failure_rate_per_stage(tables, context):
-    assert "| enrich | 8 | 2 | 1 | 10.0% | parse: 1 |" in _card(tables, context)
+    # 8 calls + 2 cache hits = 10 answers, 1 failed
+    assert "| enrich | 10 | 1 | 10.0% | parse: 1 |" in _card(tables, context)
 
 
 def test_render_card_states_judge_order_consistency_and_position_bias(tables, context):
