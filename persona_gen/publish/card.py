@@ -263,6 +263,13 @@ def _agreement_text(agreement: Any) -> str:
     return "; ".join(parts)
 
 
+def _verification_text(v: Mapping[str, Any]) -> str:
+    rate, ci = v.get("verification_rate"), v.get("verification_ci")
+    if rate is None:
+        return "n/a"
+    return f"{_pct(rate)} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else _pct(rate)
+
+
 def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, Any], *,
                  plots: Sequence[Any] | Mapping[str, Any] = (), publish_cfg: Any = None) -> dict[str, Any]:
     """Every name ``cards/dataset_card.md.j2`` uses, from the pipeline's ``context`` plus defaults.
@@ -316,7 +323,8 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
         scorecard.append({"variant": v.get("variant"), "pairs": v.get("pairs", "n/a"),
                           "order_consistency": v.get("order_consistency"), "first_position_rate": first,
                           "position_bias": bias, "revision_preferred": v.get("revision_preferred"),
-                          "abstentions": v.get("abstentions", "n/a")})
+                          "abstentions": v.get("abstentions", "n/a"),
+                          "verification": _verification_text(v)})
 
     plot_entries = _plot_entries(plots)
     plot_paths = {p["path"] for p in plot_entries}

@@ -171,3 +171,14 @@ def test_cli_multirun_sweeps_models_and_seeds(tmp_path):
     hashes = [json.loads((tmp_path / "sweep" / str(i) / "manifest.json").read_text())["content_hash"]
               for i in (0, 1)]
     assert hashes[0] != hashes[1]
+
+
+def test_pipeline_card_reports_verification_rate_with_interval(first_run):
+    import re
+
+    _, result = first_run
+    card = result.card_path.read_text()
+    rows = re.findall(r"^\| (direct|chain_of_thought) \|.*\| (\d+\.\d%) \[(\d+\.\d%), (\d+\.\d%)\] \|", card, re.M)
+    assert {r[0] for r in rows} == {"direct", "chain_of_thought"}
+    for _, rate, lo, hi in rows:
+        assert float(lo[:-1]) <= float(rate[:-1]) <= float(hi[:-1])

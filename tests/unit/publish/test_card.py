@@ -64,7 +64,7 @@ def test_render_card_states_failure_rate_per_stage(tables, context):
 
 
 def test_render_card_states_judge_order_consistency_and_position_bias(tables, context):
-    assert "| direct | 2 | 0.5000 | 0.7500 | 0.2500 | 0.7500 | 0 |" in _card(tables, context)
+    assert "| direct | 2 | 0.5000 | 0.7500 | 0.2500 | 0.7500 | n/a | 0 |" in _card(tables, context)
 
 
 def test_render_card_states_judge_agreement(tables, context):
