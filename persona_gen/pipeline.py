@@ -227,7 +227,7 @@ class Prepared:
 def _prepare(cfg: DictConfig) -> Prepared:
     from persona_gen.enrich.stage import run_enrich
     from persona_gen.questions.stage import run_questions
-    from persona_gen.responses.stage import answer_questions, assign_questions
+    from persona_gen.responses.stage import answer_questions, assign_questions, candidate_model_configs, run_candidates
 
     out_dir = Path(cfg.paths.output_dir)
     seeds = stage_seeds(int(cfg.seed))
@@ -257,6 +257,9 @@ def _prepare(cfg: DictConfig) -> Prepared:
         seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
         seed=seeds["feedback"])
     answers = answer_questions([a.question for a in assignments], caller=gen)
+    candidate_clients = [(name, build_lm(mcfg, role=f"candidate:{name}"))
+                         for name, mcfg in candidate_model_configs(cfg.stage.feedback, cfg.models)]
+    candidates = run_candidates([a.question for a in assignments], candidate_clients, cache=cache, stats=stats)
 
     plots: list[tuple[str, Path]] = []
     if fidelity and fidelity["paths"].get("png"):
@@ -285,6 +288,8 @@ def _prepare(cfg: DictConfig) -> Prepared:
     }
     tables = {"personas": _personas_frame(personas), "persona_rejections": rejections,
               "questions": _frame(qres.questions)}
+    if candidate_clients:
+        tables["candidates"] = _frame(candidates, json_cols=("failure",))
     judges = None
     if cfg.stage.judge.get("program_path"):
         from persona_gen.optimize import load_judges
@@ -481,6 +486,8 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "questions": {"train": pd.read_parquet(parts / "global" / "questions.parquet")},
         "judgments": {"train": judgments},
     }
+    if (parts / "global" / "candidates.parquet").exists():
+        tables["candidates"] = {"train": pd.read_parquet(parts / "global" / "candidates.parquet")}
     from persona_gen.signatures import (
         AnswerQuestion,
         CheckPersonaConsistency,

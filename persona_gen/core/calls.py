@@ -153,10 +153,16 @@ class Caller:
         bar = tqdm(total=len(inputs), desc=desc or stage, disable=not self.progress or not inputs, leave=False,
                    unit="call")
         identity = self.module_identity(module)
+        failed = [0]
+        lock = threading.Lock()
 
         def one(item: dict[str, Any]) -> CallResult:
             res = self.call(stage, module, item, sample_index, identity)
-            bar.update(1)
+            with lock:
+                if res.failure is not None:
+                    failed[0] += 1
+                    bar.set_postfix(failures=failed[0], refresh=False)
+                bar.update(1)
             return res
 
         try:

@@ -54,6 +54,8 @@ CONFIG_DESCRIPTIONS = {
     "judgments": "persona-voiced pairwise judgments, one row per (pair, order, variant), with the raw answer",
     "bench": "PERSONA Bench scores: accuracy per mode with its spread",
     "persona_rejections": "enriched candidates the consistency filter rejected, with the reason and the raw text",
+    "candidates": "answers of the extra candidate generators (stage.feedback.candidates) to every question used, "
+                  "for pairwise data beyond DPF; `model` is `<name>=<model id>`",
 }
 HUB_SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
                        "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T")

@@ -18,10 +18,11 @@ import numpy as np
 
 from persona_gen.core.calls import Caller, CallResult
 from persona_gen.core.errors import ConfigError, format_error
-from persona_gen.core.records import Failure, Feedback, Persona, Question, stable_id
+from persona_gen.core.records import Failure, Feedback, Persona, Question, Response, stable_id
 from persona_gen.signatures import AnswerQuestion, CritiqueInVoice, ReviseForPersona
 
-__all__ = ["Assignment", "DPFGenerator", "answer_questions", "assign_questions", "run_feedback"]
+__all__ = ["Assignment", "DPFGenerator", "answer_questions", "assign_questions", "candidate_model_configs",
+           "run_candidates", "run_feedback"]
 
 
 class DPFGenerator:
@@ -80,6 +81,43 @@ def answer_questions(questions: Sequence[Question], *, caller: Caller) -> dict[s
     answers = caller.map("answer", DPFGenerator().answer, [{"question": q.text} for q in unique_q],
                          desc="feedback: answers")
     return dict(zip((q.question_id for q in unique_q), answers, strict=True))
+
+
+def candidate_model_configs(feedback_cfg: Any, models_cfg: Any) -> list[tuple[str, Any]]:
+    """(name, model config) of each configured candidate generator: its ``base`` role's config plus overrides."""
+    from omegaconf import OmegaConf
+
+    out = []
+    names: set[str] = set()
+    for i, spec in enumerate(feedback_cfg.get("candidates") or []):
+        spec = dict(spec)
+        name, base = spec.pop("name", None), spec.pop("base", "generator")
+        where = f"stage.feedback.candidates[{i}]"
+        if not name or name in names:
+            raise ConfigError(format_error(f"{where}.name", expected="a unique, non-empty name", got=name,
+                                           where="conf/stage/feedback/", fix="give each candidate its own name"))
+        if base not in ("generator", "judge"):
+            raise ConfigError(format_error(f"{where}.base", expected="'generator' or 'judge'", got=base,
+                                           where="conf/stage/feedback/", fix="start from one of the two roles"))
+        names.add(name)
+        out.append((name, OmegaConf.merge(models_cfg[base], spec)))
+    return out
+
+
+def run_candidates(questions: Sequence[Question], clients: Sequence[tuple[str, Any]], *, cache: Any,
+                   stats: dict[str, Any]) -> list[Response]:
+    """Each candidate generator's no-persona answer to each question (one Response per pair, failures kept)."""
+    unique_q = sorted({q.question_id: q for q in questions}.values(), key=lambda q: q.question_id)
+    out: list[Response] = []
+    for name, client in clients:
+        results = Caller(client, cache, stats=stats).map(
+            f"candidate_{name}", DPFGenerator().answer, [{"question": q.text} for q in unique_q],
+            desc=f"candidates: {name}")
+        for q, r in zip(unique_q, results, strict=True):
+            out.append(Response(response_id=stable_id("r", name, client.model_id, q.question_id),
+                                question_id=q.question_id, text=str(r.outputs["answer"]) if r.ok else "",
+                                model=f"{name}={client.model_id}", failure=r.failure))
+    return out
 
 
 def run_feedback(personas: Sequence[Persona], assignments: Sequence[Assignment], *, cfg: Any, caller: Caller,

@@ -182,3 +182,23 @@ def test_pipeline_card_reports_verification_rate_with_interval(first_run):
     assert {r[0] for r in rows} == {"direct", "chain_of_thought"}
     for _, rate, lo, hi in rows:
         assert float(lo[:-1]) <= float(rate[:-1]) <= float(hi[:-1])
+
+
+def test_pipeline_candidate_generators_answer_every_question(tmp_path):
+    import pandas as pd
+
+    cands = "stage.feedback.candidates=[{name: hot, base: generator, temperature: 0.9},{name: judge_model, base: judge}]"
+    result = run(compose_run(tmp_path / "run", tmp_path / "cache", [*FAKE, cands]))
+    df = pd.read_parquet(next((result.dataset_dir / "data" / "candidates").glob("train-*.parquet")))
+    fb = pd.concat([pd.read_parquet(p) for p in (result.dataset_dir / "data" / "feedback").glob("*.parquet")])
+    assert set(df["model"].str.split("=").str[0]) == {"hot", "judge_model"}
+    for _, g in df.groupby("model"):
+        assert set(g["question_id"]) == set(fb["question_id"])
+    assert ((df["text"] != "") | df["failure"].notna()).all()
+
+
+def test_pipeline_candidate_without_name_is_config_error(tmp_path):
+    from persona_gen.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"stage\.feedback\.candidates\[0\]\.name must be a unique"):
+        run(compose_run(tmp_path / "run", tmp_path / "cache", [*FAKE, "stage.feedback.candidates=[{base: judge}]"]))
