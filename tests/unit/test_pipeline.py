@@ -187,7 +187,8 @@ def test_pipeline_card_reports_verification_rate_with_interval(first_run):
 def test_pipeline_candidate_generators_answer_every_question(tmp_path):
     import pandas as pd
 
-    cands = "stage.feedback.candidates=[{name: hot, base: generator, temperature: 0.9},{name: judge_model, base: judge}]"
+    cands = ("stage.feedback.candidates=[{name: hot, base: generator, temperature: 0.9},"
+             "{name: judge_model, base: judge}]")
     result = run(compose_run(tmp_path / "run", tmp_path / "cache", [*FAKE, cands]))
     df = pd.read_parquet(next((result.dataset_dir / "data" / "candidates").glob("train-*.parquet")))
     fb = pd.concat([pd.read_parquet(p) for p in (result.dataset_dir / "data" / "feedback").glob("*.parquet")])
