@@ -511,6 +511,17 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
                             "failures_by_kind": dict(sorted(v.by_kind.items())) or "none"}
                         for k, v in sorted(stats.items())},
     }
+    bench_dir = cfg.publish.get("bench_dir")
+    if bench_dir:
+        bench_dir = Path(bench_dir) / "bench" if (Path(bench_dir) / "bench").is_dir() else Path(bench_dir)
+        if not (bench_dir / "scores.json").is_file():
+            raise PersonaGenError(format_error("publish.bench_dir", expected="a folder with scores.json (task=bench)",
+                                               got=str(bench_dir), where="conf/publish/",
+                                               fix="run persona-gen task=bench first, or set publish.bench_dir=null"))
+        context["bench_scores"] = json.loads((bench_dir / "scores.json").read_text())
+        if (bench_dir / "rows.parquet").is_file():
+            tables["bench"] = {"train": pd.read_parquet(bench_dir / "rows.parquet")}
+        plots += sorted(bench_dir.glob("*.png"))
     published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
     rows = {"feedback": {k: v for k, v in feedback_rows.items() if v},
             **{name: {"train": len(splits["train"])} for name, splits in tables.items() if name != "feedback"}}

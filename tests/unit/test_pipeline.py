@@ -203,3 +203,16 @@ def test_pipeline_candidate_without_name_is_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match=r"stage\.feedback\.candidates\[0\]\.name must be a unique"):
         run(compose_run(tmp_path / "run", tmp_path / "cache", [*FAKE, "stage.feedback.candidates=[{base: judge}]"]))
+
+
+def test_pipeline_publishes_bench_scores_and_plots(first_run, tmp_path):
+    from persona_gen.bench.task import run_bench
+
+    root, result = first_run
+    bench_out = tmp_path / "bench_run"
+    run_bench(compose_run(bench_out, root / "cache", [*FAKE, "task=bench", f"bench.dataset_dir={result.dataset_dir}"]))
+    again = run(compose_run(tmp_path / "with_bench", root / "cache", [*FAKE, f"publish.bench_dir={bench_out}"]))
+    assert (again.dataset_dir / "data" / "bench").is_dir()
+    pngs = {p.name for p in (again.dataset_dir / "plots").glob("*.png")}
+    assert "accuracy_by_mode.png" in pngs
+    assert "PERSONA Bench" in again.card_path.read_text()
