@@ -52,6 +52,7 @@ def phase(kind: str, out: Path, cache: Path, personas: int | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--personas", type=int, default=None, help="default: the paper's 1,586")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep outputs and cache here (default: a temp dir)")
     parser.add_argument("--phase", choices=["baseline", "cold", "warm"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
@@ -59,7 +60,8 @@ def main() -> None:
     if args.phase:
         print(json.dumps(phase(args.phase, args.out, args.cache, args.personas)))
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.workdir) if args.workdir else scratch
         results = {}
         for kind in ("baseline", "cold", "warm"):
             cmd = [sys.executable, __file__, "--phase", kind, "--out", f"{tmp}/{kind}", "--cache", f"{tmp}/cache"]

@@ -7,14 +7,17 @@ interrupted run resumes where it stopped and a warm rerun makes no LM call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
+import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -246,10 +249,15 @@ def _prepare(cfg: DictConfig) -> Prepared:
                           seed=seeds["enrich"])
     personas = enriched.personas
     if len(personas) < scale.num_personas:
+        # An unreachable server shows up here as rejections: name it, not only "use a stronger model".
+        lm_failure = next((r.message for r in enriched.rejections if r.reason == "lm_failure"), None)
         raise PersonaGenError(format_error(
             "consistent personas", expected=f"{scale.num_personas}", got=len(personas),
-            where=f"{enriched.candidates_used} census candidates, {len(enriched.rejections)} rejected",
-            fix="raise stage.enrich.candidate_factor or use a stronger model"))
+            where=f"{enriched.candidates_used} census candidates, {len(enriched.rejections)} rejected: "
+                  f"{dict(sorted(Counter(r.reason for r in enriched.rejections).items()))}"
+                  + (f", first LM failure: {lm_failure[:200]}" if lm_failure else ""),
+            fix="raise stage.enrich.candidate_factor or use a stronger model; on LM failures check models.generator "
+                "(server up, base_url, api_key_env)"))
     qres = run_questions(cfg=cfg.stage.questions, caller=gen, seed=seeds["questions"],
                          max_candidates=scale.get("max_candidate_prompts"), plot_dir=out_dir / "questions")
     assignments = assign_questions(
@@ -334,6 +342,23 @@ def parts_dir_for(cfg: DictConfig) -> Path:
     return Path(cfg.cache.dir) / "parts" / run_key(cfg)
 
 
+def _check_parts_dir(cfg: DictConfig, parts: Path) -> None:
+    """Refuse a parts dir that holds another config's chunks: they would be skipped as done and mixed in."""
+    info_path = parts / "global" / "info.json"
+    if not info_path.exists():
+        return
+    info = json.loads(info_path.read_text())
+    mine = json.loads(json.dumps({"config_hash": config_hash(cfg), **{
+        role: build_lm(cfg.models[role], role=role).identity for role in ("generator", "judge")}}, default=str))
+    theirs = {key: info.get(key) for key in mine}
+    if theirs != mine:
+        differ = [key for key in mine if theirs[key] != mine[key]]
+        raise PersonaGenError(format_error(
+            f"shard.parts_dir {parts}", expected="empty, or holding the parts of this config and these models",
+            got=f"parts made with another {' and '.join(differ)} ({info_path})", where="shard.parts_dir",
+            fix="use a fresh folder for each config, or leave shard.parts_dir unset (the default is keyed by both)"))
+
+
 def _write_frame(path: Path, frame: pd.DataFrame) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -383,15 +408,50 @@ def _judgment_frame(judgments: list[Judgment]) -> pd.DataFrame:
     return _frame(judgments, json_cols=("failure",)) if judgments else pd.DataFrame(columns=cols).astype(str)
 
 
+_Task = TypeVar("_Task", bound=Callable[[DictConfig], Any])
+
+
+def _no_partial_output(task: _Task) -> _Task:
+    """On failure, remove what ``task`` added to the run dir; Hydra's ``.hydra/`` and log, and what was there before,
+    stay.
+
+    The fidelity report and plots land in the run dir before the dataset is published; a run that fails later
+    must not leave them looking like a half-finished result. The dataset folder is swapped in only when
+    complete (``publish_folder``), so it is kept: after a failed upload it is what a rerun uploads.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        out_dir = Path(cfg.paths.output_dir)
+        before = set(out_dir.iterdir()) if out_dir.is_dir() else set()
+        try:
+            return task(cfg)
+        except BaseException:
+            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset"}
+            for path in added:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            raise
+
+    return cast(_Task, wrapper)
+
+
+@_no_partial_output
 def run(cfg: DictConfig) -> RunResult | ShardResult:
     """Run every stage; with ``shard.count`` > 1 only this shard's persona chunks, to be merged later."""
+    from persona_gen.publish.hub import check_publish_config
     from persona_gen.publish.writer import atomic_write_text, to_json
 
     validate(cfg)
     shard = cfg.get("shard") or {}
     index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
-    prep = _prepare(cfg)
+    if count == 1:
+        check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
     parts = parts_dir_for(cfg)
+    _check_parts_dir(cfg, parts)
+    prep = _prepare(cfg)
     # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
     for name, frame in prep.tables.items():
         _write_frame(parts / "global" / f"{name}.parquet", frame)
@@ -422,8 +482,12 @@ class ShardResult:
                 f"merge with: persona-gen task=merge shard.count={self.count} shard.parts_dir={self.parts_dir}"]
 
 
+@_no_partial_output
 def merge(cfg: DictConfig) -> RunResult:
     """``task=merge``: publish the dataset from the parts all shards wrote (same bytes as one unsharded run)."""
+    from persona_gen.publish.hub import check_publish_config
+
+    check_publish_config(cfg.publish)
     return publish_parts(cfg, parts_dir_for(cfg))
 
 

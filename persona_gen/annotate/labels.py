@@ -136,6 +136,8 @@ def read_labels(paths: Sequence[str | Path], task_ids: Collection[str], *,
         if count == 0:
             problems.append(format_error(f"label file {path}", expected="at least one label row", got="none",
                                          where=str(path), fix="check it is the file the platform exported"))
+    if len(problems) == 1:
+        raise AnnotationError(problems[0])  # one problem: one line on the command line
     if problems:
         more = f"\n  ... and {len(problems) - _SHOWN} more" if len(problems) > _SHOWN else ""
         raise AnnotationError(f"{len(problems)} problem(s) in the label files:\n  " +

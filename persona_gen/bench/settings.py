@@ -114,7 +114,7 @@ def read_settings(cfg: Any) -> BenchSettings:
             "bench", expected="a config of the bench group", got=None, where="conf/config.yaml defaults list",
             fix="add `+bench=default` to the command line (or `- bench: default` to the defaults list)"))
     if OmegaConf.is_missing(bench, "dataset_dir") or bench.get("dataset_dir") in (None, ""):
-        raise _fail("dataset_dir", "the dataset/ folder of a generate run", None,
+        raise _fail("dataset_dir", "the dataset/ folder of a generate run", "unset",
                     "run `persona-gen` first, then pass bench.dataset_dir=outputs/<date>/<time>/dataset")
     modes = _names(bench.get("mode", list(PAPER_MODES)), "mode")
     if not modes:

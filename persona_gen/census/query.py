@@ -41,7 +41,7 @@ def _check(expr: str, columns: Iterable[str]) -> None:
         name = match.group(1)
         if name not in allowed:
             raise _fail(f"where expression names an unknown column `{name}`", expr,
-                        f"use one of: {', '.join(sorted(allowed))}")
+                        f"use one of: {', '.join(sorted(allowed))}", expected="a column of the census source")
         key = f"__quoted_{len(quoted)}"
         quoted[key] = name
         return key
@@ -51,15 +51,17 @@ def _check(expr: str, columns: Iterable[str]) -> None:
     except SyntaxError as exc:
         raise _fail("where expression cannot be parsed", expr,
                     "write comparisons such as \"age >= 18 and state in ['Hawaii']\"; quote names with spaces in "
-                    "backticks", got=f"{expr!r} ({exc.msg})") from exc
+                    "backticks", got=f"{expr!r} ({exc.msg})",
+                    expected="comparisons joined by and / or / not") from exc
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise _fail(f"where expression uses {type(node).__name__}, which is not allowed", expr,
-                        "use only columns, constants, comparisons, in/not in, and/or/not")
+                        "use only columns, constants, comparisons, in/not in, and/or/not",
+                        expected="columns, constants and comparisons joined by and / or / not")
         if isinstance(node, ast.Name) and node.id not in quoted and node.id not in allowed \
                 and node.id not in ("True", "False"):
             raise _fail(f"where expression names an unknown column {node.id!r}", expr,
-                        f"use one of: {', '.join(sorted(allowed))}")
+                        f"use one of: {', '.join(sorted(allowed))}", expected="a column of the census source")
 
 
 def evaluate_where(frame: pd.DataFrame, expr: str) -> npt.NDArray[np.bool_]:
@@ -84,6 +86,7 @@ def evaluate_where(frame: pd.DataFrame, expr: str) -> npt.NDArray[np.bool_]:
     except Exception as exc:  # pandas raises many types for a bad comparison; report them all the same way
         raise _fail("where expression cannot be evaluated", expr,
                     "compare labels with strings and numbers with numbers (e.g. age >= 18)",
+                    expected="comparisons of values of one type",
                     got=f"{expr!r} ({type(exc).__name__}: {exc})") from exc
     if not isinstance(result, pd.Series) or len(result) != len(frame):
         raise _fail("where expression must give one true/false per record", expr,

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ import diskcache
 __all__ = ["KEY_VERSION", "CallCache", "cache_key", "canonical_json"]
 
 KEY_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def canonical_json(obj: Any) -> str:
@@ -53,16 +58,28 @@ def cache_key(*, stage: str, signature: dict[str, Any], model: dict[str, Any], i
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+def _open(directory: Path, size_limit: int) -> diskcache.Cache:
+    """Open the diskcache; a database that is not one (torn write, disk fault) is set aside and started anew."""
+    try:
+        return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+    except sqlite3.DatabaseError as exc:
+        db = directory / diskcache.core.DBNAME
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            try:
+                os.replace(path, path.with_name(path.name + ".corrupt"))
+            except FileNotFoundError:
+                pass  # absent, or another process set it aside first
+        log.warning("cache: %s is corrupt (%s); moved to %s.corrupt, starting an empty cache (answers are recomputed)",
+                    db, exc, db.name)
+        return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+
+
 class CallCache:
     """A thread- and process-safe store of LM results, with hit/miss counters for the manifest."""
 
     def __init__(self, directory: str | Path | None, *, enabled: bool = True, size_limit_gb: float = 8.0) -> None:
         self.enabled = enabled and directory is not None
-        self._cache = (
-            diskcache.Cache(str(directory), size_limit=int(size_limit_gb * 2**30), eviction_policy="none")
-            if self.enabled
-            else None
-        )
+        self._cache = _open(Path(str(directory)), int(size_limit_gb * 2**30)) if self.enabled else None
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -93,7 +110,14 @@ class CallCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         if self._cache is not None:
-            self._cache.set(key, value)
+            try:
+                self._cache.set(key, value)
+            except sqlite3.DatabaseError as exc:
+                # The cache only saves work: a store that fails (corrupt pages, a locked file) must not end the run.
+                with self._lock:
+                    self.corrupt += 1
+                log.warning("cache: could not store an entry in %s (%s); it will be recomputed next run",
+                            self._cache.directory, exc)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt}

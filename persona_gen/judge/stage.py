@@ -12,6 +12,7 @@ from typing import Any
 import dspy
 
 from persona_gen.core.calls import Caller, program_hash
+from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import signature_hash
 from persona_gen.core.records import Feedback, Judgment, stable_id
 from persona_gen.signatures import JudgeInVoice
@@ -27,7 +28,9 @@ class PersonaJudge(dspy.Module):
     def __init__(self, variant: str = "direct") -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"judge variant must be one of {VARIANTS}, but got {variant!r}")
+            raise ConfigError(format_error("stage.judge.variants entry", expected=f"one of {list(VARIANTS)}",
+                                           got=variant, where="conf/stage/judge/ or a stage.judge.variants override",
+                                           fix="e.g. stage.judge.variants=[direct,chain_of_thought]"))
         self.variant = variant
         self.predict = dspy.Predict(JudgeInVoice) if variant == "direct" else dspy.ChainOfThought(JudgeInVoice)
 

@@ -41,7 +41,8 @@ from persona_gen.publish.writer import (
     write_parquet_shards,
 )
 
-__all__ = ["MODES", "Published", "publish_folder", "read_token", "scan_for_secret", "upload_folder"]
+__all__ = ["MODES", "Published", "check_publish_config", "publish_folder", "read_token", "scan_for_secret",
+           "upload_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,23 @@ def read_token(publish_cfg: Any) -> str:
             f"environment variable {token_env} (named by publish.token_env)",
             expected="set to a Hub token with write access", got="unset or empty", where="the environment",
             fix=f"export {token_env}=<token from https://huggingface.co/settings/tokens>, or use publish=dry_run"))
+    return token
+
+
+def check_publish_config(publish_cfg: Any) -> str | None:
+    """Check ``publish`` before any work: the mode and, for ``hub``, the repo id, the token and online mode.
+
+    Returns:
+        The Hub token for ``publish.mode=hub``, else ``None``.
+
+    Raises:
+        PublishError: an unknown mode, no repo id, no token, or offline mode, in the house format.
+    """
+    if _mode(publish_cfg) != "hub":
+        return None
+    _repo_id(publish_cfg)
+    token = read_token(publish_cfg)
+    _check_online()
     return token
 
 
@@ -302,12 +320,7 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
             failed upload. Except after a failed upload, nothing new is left on disk.
     """
     folder = Path(folder)
-    mode = _mode(publish_cfg)
-    token = None
-    if mode == "hub":
-        _repo_id(publish_cfg)
-        token = read_token(publish_cfg)
-        _check_online()
+    token = check_publish_config(publish_cfg)
     rows_per_shard = int(_get(publish_cfg, "rows_per_shard", ROWS_PER_SHARD))
     row_group_size = int(_get(publish_cfg, "row_group_size", ROW_GROUP_SIZE))
     for name, splits in tables.items():

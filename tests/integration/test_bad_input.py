@@ -1,0 +1,557 @@
+"""Bad input, end to end: one clear error line, a non-zero exit, and nothing partial left behind.
+
+Each case of the catalogue runs the real CLI (``python -m persona_gen``) with the fake LM in a fresh working
+directory and asserts the CLI's contract for bad input:
+
+- exit status 2, no Python traceback;
+- exactly one line on stderr besides progress bars: ``persona-gen: error: <what> must be <expected>, but got
+  <got> (<where>); <fix>``, naming the bad value;
+- no partial output: under the run dir only Hydra's ``.hydra/`` and the log, no dataset, no parquet, and no
+  temporary file anywhere (run dir, cache, parts dir, inputs).
+
+The census cases go through the CLI too (``sampler.source=<a source YAML>`` pointing at broken files); the
+CensusError unit tests (tests/unit/census/test_census_errors.py) check the same errors one level down.
+Failures that need a running pipeline to inject (full disk, an interrupted parquet write) run in-process,
+and a corrupt cache must not fail the run at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from persona_gen.census.spec import package_data
+from persona_gen.core.errors import PublishError
+
+pytestmark = pytest.mark.integration
+
+FAKE = ["models.generator=fake", "models.judge=fake", "scale=tiny", "sampler.fidelity_sample_size=2000"]
+# In-process runs (compose_run) take the group override spelled out; the CLI maps the shorthand to it.
+FAKE_GROUPS = ["model@models.generator=fake", "model@models.judge=fake", "scale=tiny",
+               "sampler.fidelity_sample_size=2000"]
+ERROR_PREFIX = "persona-gen: error: "
+
+
+# -- running the CLI and checking its contract ------------------------------------------------------------------
+
+
+def _cli(args: list[str], cwd: Path, cache: Path, env: dict[str, str] | None = None,
+         unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    for name in unset:
+        full_env.pop(name, None)
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "persona_gen", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=180)
+
+
+_PROGRESS = re.compile(r"\d+%\|.*\| *\d+/\d+ \[\d+:\d\d")
+
+
+def _is_progress(line: str) -> bool:
+    """A tqdm progress bar (Caller shows one per LM stage on stderr): `desc:  50%|###  | 1/2 [00:01<00:01, ...]`."""
+    return bool(_PROGRESS.search(line))
+
+
+def _error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one meaningful stderr line, checked for the house format; fails on anything else."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip() and not _is_progress(ln)]
+    assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}:\n" + "\n".join(lines)
+    line = lines[0]
+    assert line.startswith(ERROR_PREFIX), line
+    # <what> must be <expected>, but got <got> (<where>); <fix>
+    what, sep, rest = line[len(ERROR_PREFIX):].partition(" must be ")
+    assert what.strip() and sep, f"no '<what> must be <expected>' in: {line}"
+    expected, sep, rest = rest.partition(", but got ")
+    assert expected.strip() and sep, f"no ', but got <got>' in: {line}"
+    got_where, sep, fix = rest.rpartition("); ")
+    assert sep and " (" in got_where and fix.strip(), f"no ' (<where>); <fix>' in: {line}"
+    return line
+
+
+def _assert_no_partial_output(root: Path, cwd: Path) -> None:
+    """Only Hydra's .hydra/ and log under the working dir; no temporary or staging file anywhere under root."""
+    leftovers = []
+    for path in cwd.rglob("*"):
+        rel = path.relative_to(cwd)
+        if path.is_dir() or ".hydra" in rel.parts:
+            continue
+        if len(rel.parts) == 2 and rel.parts[0] == "run" and path.suffix == ".log":
+            continue
+        leftovers.append(str(rel))
+    assert leftovers == [], f"partial output left behind: {leftovers}"
+    stray = [str(p.relative_to(root)) for p in root.rglob("*")
+             if p.name.endswith(".tmp") or ".staging-" in p.name or ".old-" in p.name]
+    assert stray == [], f"temporary files left behind: {stray}"
+
+
+# -- inputs the cases need --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wyoming_csv() -> pd.DataFrame:
+    """The shipped Wyoming person file as text, to build broken copies from."""
+    with zipfile.ZipFile(package_data("csv_pwy.zip")) as archive, archive.open("psam_p56.csv") as handle:
+        return pd.read_csv(handle, dtype=str, keep_default_na=False)
+
+
+def _write_zip(path: Path, frame: pd.DataFrame, member: str = "psam_p56.csv") -> Path:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, buffer.getvalue())
+    return path
+
+
+def _source_yaml(inputs: Path, files: list[Path], **changes: object) -> Path:
+    """A census source YAML like the shipped one (package dictionaries), reading ``files``."""
+    source = yaml.safe_load(package_data("source.yaml").read_text())
+    source["files"] = [str(f) for f in files]
+    source.update(changes)
+    path = inputs / "source.yaml"
+    path.write_text(yaml.safe_dump(source, sort_keys=False))
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ctx:
+    """What a case's setup may use: a folder for its input files, and module fixtures."""
+
+    inputs: Path
+    cache: Path
+    request: pytest.FixtureRequest
+
+    def fixture(self, name: str):
+        return self.request.getfixturevalue(name)
+
+
+def _corrupt_zip(ctx: Ctx) -> list[str]:
+    path = ctx.inputs / "csv_pwy.zip"
+    path.write_bytes(package_data("csv_pwy.zip").read_bytes()[:50_000])
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _zip_without_csv(ctx: Ctx) -> list[str]:
+    path = ctx.inputs / "csv_pwy.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("README.txt", "no data")
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _missing_census_file(ctx: Ctx) -> list[str]:
+    return [f"sampler.source={_source_yaml(ctx.inputs, [ctx.inputs / 'csv_pzz.zip'])}"]
+
+
+def _census_missing_column(ctx: Ctx) -> list[str]:
+    path = _write_zip(ctx.inputs / "csv_pwy.zip", ctx.fixture("wyoming_csv").drop(columns=["DEAR"]))
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _census_code_not_in_dictionary(ctx: Ctx) -> list[str]:
+    broken = ctx.fixture("wyoming_csv").copy()
+    broken.loc[41, "SEX"] = "7"
+    path = _write_zip(ctx.inputs / "csv_pwy.zip", broken)
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _census_missing_dictionary(ctx: Ctx) -> list[str]:
+    dictionary = ctx.inputs / "PUMS_Data_Dictionary_2017.csv"
+    return [f"sampler.source={_source_yaml(ctx.inputs, ['package:csv_pwy.zip'], dictionaries=[str(dictionary)])}"]
+
+
+def _census_unknown_kind(ctx: Ctx) -> list[str]:
+    return [f"sampler.source={_source_yaml(ctx.inputs, ['package:csv_pwy.zip'], kind='sas')}"]
+
+
+def _census_source_not_yaml(ctx: Ctx) -> list[str]:
+    path = ctx.inputs / "source.txt"
+    path.write_text("files: []\n")
+    return [f"sampler.source={path}"]
+
+
+def _question_file_without_text_column(ctx: Ctx) -> list[str]:
+    path = ctx.inputs / "prompts.csv"
+    path.write_text("prompt,topic\nShould cities ban cars downtown?,transport\n")
+    return [f"stage.questions.source={{kind:file,path:{path},text_column:text}}"]
+
+
+def _question_file_missing(ctx: Ctx) -> list[str]:
+    return [f"stage.questions.source={{kind:file,path:{ctx.inputs / 'nope.csv'},text_column:text}}"]
+
+
+def _unreachable_endpoint(ctx: Ctx) -> list[str]:
+    return ["models.generator=openai_compatible", f"models.generator.base_url=http://127.0.0.1:{_closed_port()}/v1",
+            "models.generator.num_retries=0", "models.generator.timeout_s=2", "models.generator.concurrency=2"]
+
+
+def _run_dir_below_a_file(ctx: Ctx) -> list[str]:
+    blocker = ctx.inputs / "a_file"
+    blocker.write_text("not a folder")
+    return [f"hydra.run.dir={blocker}/run"]
+
+
+def _output_dir_below_a_file(ctx: Ctx) -> list[str]:
+    blocker = ctx.inputs / "a_file"
+    blocker.write_text("not a folder")
+    return [f"paths.output_dir={blocker}/out"]
+
+
+def _launcher_plugin_missing(ctx: Ctx) -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None:
+        pytest.skip("hydra-submitit-launcher is installed here")
+    return ["-m", "hydra/launcher=slurm_shards", "shard.index=0,1", "shard.count=2", "hydra.sweep.dir=sweep"]
+
+
+def _bench_dataset_missing(ctx: Ctx) -> list[str]:
+    return ["task=bench", f"bench.dataset_dir={ctx.inputs / 'no_dataset'}"]
+
+
+def _merge_without_parts(ctx: Ctx) -> list[str]:
+    return ["task=merge", "shard.count=2", f"shard.parts_dir={ctx.inputs / 'parts'}"]
+
+
+def _parts_dir_of_another_config(ctx: Ctx) -> list[str]:
+    parts = ctx.inputs / "parts"
+    (parts / "global").mkdir(parents=True)
+    (parts / "global" / "info.json").write_text(json.dumps({"config_hash": "0123456789abcdef", "generator": {},
+                                                            "judge": {}}))
+    return [f"shard.parts_dir={parts}"]
+
+
+def _merge_with_missing_chunk(ctx: Ctx) -> list[str]:
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    parts = ctx.inputs / "parts"
+    shard = [*FAKE_GROUPS, "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+    run(compose_run(ctx.inputs / "shard0", ctx.cache, [*shard, "shard.index=0"]))  # shard 1 never ran
+    return ["task=merge", "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+
+
+def _annotate_import_malformed_labels(ctx: Ctx) -> list[str]:
+    tasks_dir = ctx.fixture("annotation_tasks")
+    labels = ctx.inputs / "labels.jsonl"
+    labels.write_text('{"rater_id": "r1", "task_id": \n')  # cut off mid-object
+    return ["task=annotate_import", f"annotate.tasks_dir={tasks_dir}", f"annotate.labels=[{labels}]",
+            "annotate.judge_source=skip"]
+
+
+def _annotate_import_unknown_column(ctx: Ctx) -> list[str]:
+    tasks_dir = ctx.fixture("annotation_tasks")
+    labels = ctx.inputs / "labels.csv"
+    labels.write_text("worker,task,answer\nr1,t1,a\n")
+    return ["task=annotate_import", f"annotate.tasks_dir={tasks_dir}", f"annotate.labels=[{labels}]",
+            "annotate.judge_source=skip"]
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str] = field(default_factory=list)
+    match: str = ""  # a regex the error line must contain: the bad key, value or file
+    setup: Callable[[Ctx], list[str]] | None = None
+    unset: tuple[str, ...] = ()
+
+
+CASES = [
+    # census microdata, end to end through a source YAML
+    Case("census_corrupt_zip", match=r"not a readable zip archive.*csv_pwy\.zip.*download the zip again",
+         setup=_corrupt_zip),
+    Case("census_zip_without_csv", match=r"holds no CSV person file.*README\.txt.*csv_pwy\.zip",
+         setup=_zip_without_csv),
+    Case("census_file_missing", match=r"census data file is missing.*csv_pzz\.zip", setup=_missing_census_file),
+    Case("census_file_missing_a_column", match=r"lacks column\(s\) DEAR.*psam_p56\.csv",
+         setup=_census_missing_column),
+    Case("census_code_not_in_dictionary", match=r"code '7' of column SEX is not in the data dictionary.*line 43",
+         setup=_census_code_not_in_dictionary),
+    Case("census_dictionary_missing", match=r"data dictionary file is missing.*PUMS_Data_Dictionary_2017\.csv",
+         setup=_census_missing_dictionary),
+    Case("census_unknown_source_kind", match=r"source\.kind must be one of \['pums_zip', 'csv'\], but got 'sas'",
+         setup=_census_unknown_kind),
+    Case("census_source_not_yaml", match=r"census source must be a YAML source config.*source\.txt",
+         setup=_census_source_not_yaml),
+    Case("where_matches_nobody", ["sampler.where='age > 200'"], r"matches no person record.*'age > 200'"),
+    Case("where_unparsable", ["sampler.where='age >>> 3'"], r"where expression cannot be parsed.*age >>> 3"),
+    Case("where_unknown_column", ["sampler.where='shoe_size > 3'"],
+         r"unknown column 'shoe_size' must be a column of the census source"),
+    Case("quota_shares_do_not_sum_to_one", ["sampler.quotas={sex:{Male:0.9,Female:0.9}}"],
+         r"quotas\.sex shares must be .* sum to 1, but got 1\.8"),
+    Case("quota_unknown_label", ["sampler.quotas={sex:{Martian:1.0}}"], r"label 'Martian'.*\['Male', 'Female'\]"),
+    # config: Hydra composition and validation
+    Case("unknown_model", ["models.generator=gpt9"],
+         r"config group model must be one of \[.*'fake'.*\], but got 'gpt9'"),
+    Case("unknown_scale_option", ["scale=huge"], r"config group scale must be one of \['demo', 'paper', 'tiny'\]"),
+    Case("bad_override_type", ["scale.num_personas=abc"], r"scale\.num_personas=abc.*could not be converted to Int"),
+    Case("bad_override_syntax", ["scale.num_personas=[1,"], r"no viable alternative at input"),
+    Case("unknown_config_key", ["scale.personas=3"], r"Could not override 'scale\.personas'"),
+    Case("negative_num_personas", ["scale.num_personas=-3"], r"scale\.num_personas must be >= 1, but got -3"),
+    Case("zero_num_personas", ["scale.num_personas=0"], r"scale\.num_personas must be >= 1, but got 0"),
+    Case("zero_rows_per_persona", ["scale.train_rows_per_persona=0", "scale.test_unseen_per_persona=0"],
+         r"rows per persona .* must be >= 1, but got 0"),
+    Case("negative_judge_rows", ["scale.judge_rows_per_persona=-1"], r"scale\.judge_rows_per_persona must be >= 0"),
+    Case("zero_chunk_personas", ["scale.chunk_personas=0"], r"scale\.chunk_personas must be >= 1, but got 0"),
+    Case("max_failure_rate_above_one", ["max_failure_rate=2"], r"max_failure_rate must be in \[0, 1\], but got 2"),
+    Case("shard_index_not_below_count", ["shard.count=2", "shard.index=2"], r"shard\.index must be in \[0, 1\]"),
+    Case("shard_count_zero", ["shard.count=0"], r"shard\.count must be >= 1, but got 0"),
+    Case("unknown_task", ["task=nope"], r"task must be one of \[.*'generate'.*\], but got 'nope'"),
+    Case("negative_temperature", ["models.generator.temperature=-1"], r"models\.generator\.temperature must be >= 0"),
+    # LM endpoints
+    Case("base_url_not_http", ["models.generator=openai_compatible", "models.generator.base_url=ftp://x"],
+         r"models\.generator\.base_url must be an http\(s\) URL, but got 'ftp://x'"),
+    Case("unknown_structured_output", ["models.generator=openai_compatible", "models.generator.structured_output=xml"],
+         r"structured_output must be one of .*, but got 'xml'"),
+    Case("unreachable_endpoint", match=r"rejected: \{'lm_failure': \d+\}, first LM failure: .*[Cc]onnect",
+         setup=_unreachable_endpoint),
+    # stages
+    Case("unknown_question_source", ["stage.questions.source=nope"], r"source\.kind must be one of .*, but got 'nope'"),
+    Case("question_file_without_text_column", match=r"text_column must be one of the file's columns "
+         r"\['prompt', 'topic'\], but got 'text'", setup=_question_file_without_text_column),
+    Case("question_file_missing", match=r"stage\.questions\.source\.path .*nope\.csv", setup=_question_file_missing),
+    Case("unknown_question_filter", ["stage.questions.filters=[nope]"], r"filters\[0\] must be one of .*'nope'"),
+    Case("empty_enrich_categories", ["stage.enrich.categories=[]"], r"stage\.enrich\.categories must be a non-empty"),
+    Case("too_many_enrich_categories", ["stage.enrich.num_categories=99"], r"num_categories must be an int in \[1, "),
+    Case("unknown_enrich_tables", ["stage.enrich.tables=nope"], r"tables must be one of \['default', .*'nope'"),
+    Case("unknown_judge_variant", ["stage.judge.variants=[nope]"],
+         r"stage\.judge\.variants entry must be one of \['direct', 'chain_of_thought'\], but got 'nope'"),
+    # output and publishing
+    Case("hub_without_token", ["publish=hub", "publish.repo_id=me/persona-data"],
+         r"environment variable HF_TOKEN .* but got 'unset or empty'", unset=("HF_TOKEN",)),
+    Case("hub_without_repo_id", ["publish=hub"], r"publish\.repo_id must be .*, but got 'unset'"),
+    Case("unknown_publish_mode", ["publish.mode=upload"], r"publish\.mode must be one of \['dry_run', 'hub'\]"),
+    Case("zero_rows_per_shard", ["publish.rows_per_shard=0"], r"publish\.rows_per_shard must be >= 1, but got 0"),
+    Case("run_dir_below_a_file", match=r"a_file/run must be a readable file or a writable folder.*NotADirectory",
+         setup=_run_dir_below_a_file),
+    Case("output_dir_below_a_file", match=r"a_file/out/.* must be a readable file or a writable folder",
+         setup=_output_dir_below_a_file),
+    Case("launcher_plugin_not_installed", match=r"'hydra/launcher/slurm_shards'.*submitit_slurm.*install the Hydra "
+         r"launcher plugin", setup=_launcher_plugin_missing),
+    # other tasks
+    Case("bench_without_dataset_dir", ["task=bench"], r"bench\.dataset_dir must be .*, but got 'unset'"),
+    Case("bench_dataset_dir_missing", match=r"bench\.dataset_dir must be an existing dataset folder.*no_dataset",
+         setup=_bench_dataset_missing),
+    Case("parts_dir_of_another_config", match=r"shard\.parts_dir .*/parts must be empty, or holding the parts of "
+         r"this config.*another config_hash and generator and judge", setup=_parts_dir_of_another_config),
+    Case("merge_without_parts", match=r"shard parts must be a folder with global/info\.json",
+         setup=_merge_without_parts),
+    Case("merge_with_missing_chunk", match=r"persona chunks must be all 2 present, but got 'missing \[1\]'",
+         setup=_merge_with_missing_chunk),
+    Case("optimize_without_labeled_items", ["task=optimize"], r"optimize\.labeled_items must be set, but got '\?\?\?'"),
+    Case("annotate_import_malformed_labels", match=r"a JSONL line must be one JSON object, but got 'invalid JSON.*"
+         r"labels\.jsonl:1", setup=_annotate_import_malformed_labels),
+    Case("annotate_import_labels_without_columns",
+         match=r"label columns must be rater_id, task_id, choice.*labels\.csv:1",
+         setup=_annotate_import_unknown_column),
+]
+
+
+@pytest.fixture(scope="module")
+def generated_dataset(tmp_path_factory) -> Path:
+    """One small dataset (fake LM), in-process: the input of the annotation cases."""
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    root = tmp_path_factory.mktemp("dataset")
+    return run(compose_run(root / "run", root / "cache", FAKE_GROUPS)).dataset_dir
+
+
+@pytest.fixture(scope="module")
+def annotation_tasks(generated_dataset, tmp_path_factory) -> Path:
+    from persona_gen.annotate.export import export_tasks
+
+    out = tmp_path_factory.mktemp("annotation") / "annotation"
+    export_tasks(generated_dataset, out, num_personas=2, questions_per_persona=2, seed=0)
+    return out
+
+
+def test_catalogue_has_at_least_30_distinct_cases():
+    assert len({c.id for c in CASES}) == len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_clear_error_and_leaves_nothing(case: Case, tmp_path: Path, request) -> None:
+    inputs, cache, cwd = tmp_path / "inputs", tmp_path / "cache", tmp_path / "cwd"
+    inputs.mkdir()
+    extra = case.setup(Ctx(inputs, cache, request)) if case.setup else []
+    args = [*FAKE, *case.args, *extra]
+    if "-m" in args:  # argparse wants the flag before the overrides
+        args = ["-m", *(a for a in args if a != "-m")]
+    elif not any(a.startswith("hydra.run.dir=") for a in args):
+        args.append("hydra.run.dir=run")
+    proc = _cli(args, cwd, cache, unset=case.unset)
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    line = _error_line(proc)
+    assert re.search(case.match, line), f"{case.match!r} not in: {line}"
+    _assert_no_partial_output(tmp_path, cwd)
+
+
+# -- a corrupt cache costs recomputation, never the run ---------------------------------------------------------
+
+
+def _manifest(cwd: Path, run_dir: str) -> dict:
+    return json.loads((cwd / run_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory) -> tuple[Path, dict]:
+    """A cache filled by one CLI run, and that run's manifest."""
+    root = tmp_path_factory.mktemp("warm")
+    proc = _cli([*FAKE, "hydra.run.dir=run"], root / "cwd", root / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "cache", _manifest(root / "cwd", "run")
+
+
+def _garbage_rows(db: Path) -> None:
+    with sqlite3.connect(db) as con:
+        n = con.execute("UPDATE Cache SET value = X'8004DEADBEEF' WHERE value IS NOT NULL").rowcount
+    assert n > 0
+
+
+def _garbage_file(db: Path) -> None:
+    # Keep SQLite's header page, scramble the rest: the file opens, then reads of its pages fail.
+    data = db.read_bytes()
+    noise = hashlib.sha256(b"noise").digest() * (len(data) // 32 + 1)
+    db.write_bytes(data[:4096] + noise[:len(data) - 4096])
+
+
+def _garbage_whole_file(db: Path) -> None:
+    db.write_bytes(b"this is no sqlite database\n" * 200)
+
+
+@pytest.mark.parametrize("corrupt", [_garbage_rows, _garbage_file, _garbage_whole_file],
+                         ids=["values", "pages", "whole_file"])
+def test_corrupt_cache_entry_is_recomputed_and_the_run_completes(corrupt, warm_cache, tmp_path: Path) -> None:
+    import shutil
+
+    source, first = warm_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(source, cache)
+    # The finished parts would let the rerun skip the feedback chunks: drop them so every stage reads the cache.
+    shutil.rmtree(cache / "parts")
+    for sidecar in ("cache.db-wal", "cache.db-shm"):
+        (cache / sidecar).unlink(missing_ok=True)
+    corrupt(cache / "cache.db")
+    proc = _cli([*FAKE, "hydra.run.dir=run"], tmp_path / "cwd", cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    again = _manifest(tmp_path / "cwd", "run")
+    assert again["content_hash"] == first["content_hash"]
+    assert again["lm_calls"] > 0  # recomputed, not read from the garbage
+
+
+# -- a full disk and an interrupted write, injected in-process ---------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _stray(root: Path) -> list[str]:
+    return [str(p.relative_to(root)) for p in root.rglob("*")
+            if p.name.endswith(".tmp") or ".staging-" in p.name or ".old-" in p.name]
+
+
+def _enospc(path: object) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@pytest.mark.parametrize("where", ["dataset_shard", "parts"])
+def test_disk_full_is_a_publish_error_and_leaves_no_partial_file(where: str, tmp_path: Path, monkeypatch) -> None:
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    cfg = compose_run(out, cache, FAKE_GROUPS)
+    real_replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        target = str(dst)
+        if (where == "dataset_shard" and ".staging-" in target and target.endswith(".parquet")) or \
+                (where == "parts" and f"{os.sep}parts{os.sep}" in target):
+            raise _enospc(dst)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(PublishError, match=r"No space left on device"):
+        run(cfg)
+    monkeypatch.undo()
+    assert not out.exists() or list(out.iterdir()) == []
+    assert _stray(tmp_path) == []
+
+
+def test_disk_full_during_parquet_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    out = tmp_path / "run"
+    real_write = pq.ParquetWriter.write_table
+
+    def full_disk(self, table, *args, **kwargs):
+        if isinstance(self.where, str) and ".staging-" in self.where:
+            raise _enospc(self.where)
+        return real_write(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    with pytest.raises(PublishError, match=r"writing .* must be to succeed, but got 'OSError: No space left on dev"):
+        run(compose_run(out, tmp_path / "cache", FAKE_GROUPS))
+    assert list(out.iterdir()) == []
+    assert _stray(tmp_path) == []
+
+
+def test_interrupted_parquet_write_keeps_the_previous_dataset(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    first = run(compose_run(out, cache, FAKE_GROUPS))
+    before = _files(first.dataset_dir)
+    manifest = first.manifest_path.read_bytes()
+    entries = sorted(p.name for p in out.iterdir())
+    real_write = pq.ParquetWriter.write_table
+    writes = []
+
+    def killed_mid_write(self, table, *args, **kwargs):
+        if isinstance(self.where, str) and ".staging-" in self.where:
+            writes.append(self.where)
+            if len(writes) == 2:  # a shard already complete in staging, the next one being written
+                raise KeyboardInterrupt
+        return real_write(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        run(compose_run(out, cache, [*FAKE_GROUPS, "seed=1"]))
+    assert len(writes) == 2
+    assert _files(first.dataset_dir) == before
+    assert first.manifest_path.read_bytes() == manifest
+    assert sorted(p.name for p in out.iterdir()) == entries
+    assert _stray(tmp_path) == []
