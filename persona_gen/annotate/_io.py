@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from persona_gen.annotate.errors import AnnotationError
 from persona_gen.core.errors import format_error
+from persona_gen.core.io import atomic_write_text as _atomic_write_text
 
 __all__ = ["atomic_write_text", "iter_jsonl", "jsonl_text", "to_json"]
 
@@ -26,20 +25,8 @@ def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` so that readers see the old file or the whole new one: temp file, fsync, ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` atomically (``persona_gen.core.io``); failures are ``AnnotationError``."""
+    return _atomic_write_text(path, text, error=AnnotationError)
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +37,7 @@ from persona_gen.bench.settings import BenchSettings, read_settings
 from persona_gen.core.cache import CallCache, canonical_json
 from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.io import atomic_write_bytes
 from persona_gen.core.lm import LMClient, build_lm, signature_hash
 from persona_gen.core.records import PERSONA_KEYS, Persona
 
@@ -81,20 +80,6 @@ class BenchResult:
         lines.append(f"rows:     {self.rows_path}")
         lines += [f"plot:     {p}" for p in self.plots]
         return lines
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _clean(value: Any) -> Any:
@@ -161,7 +146,7 @@ class _Bench:
         return self.by_mode[mode]
 
     def plot(self, name: str, png: bytes) -> Path:
-        return _atomic_write(self.out_dir / name, png)
+        return atomic_write_bytes(self.out_dir / name, png)
 
 
 def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMClient | None = None,
@@ -213,9 +198,9 @@ def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMCl
         cache.close()
     scores["lm"] = {"stages": {k: v.as_dict() for k, v in sorted(stats.items())}, "cache": cache.stats()}
     text = json.dumps(_clean(scores), indent=2, allow_nan=False) + "\n"
-    scores_path = _atomic_write(bench.out_dir / "scores.json", text.encode())
+    scores_path = atomic_write_bytes(bench.out_dir / "scores.json", text.encode())
     rows = [r for rs in bench.by_mode.values() for r in rs] + extra_rows
-    rows_path = _atomic_write(bench.out_dir / "rows.parquet", _rows_frame(rows).to_parquet(index=False))
+    rows_path = atomic_write_bytes(bench.out_dir / "rows.parquet", _rows_frame(rows).to_parquet(index=False))
     result = BenchResult(bench.out_dir, scores_path, rows_path, plot_paths, scores, rows)
     _check_failure_rate(stats, float(cfg.get("max_failure_rate", 0.5)), scores_path)
     return result

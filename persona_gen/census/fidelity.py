@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pandas as pd
 from persona_gen.census.keys import CENSUS_KEYS, DERIVED_KEYS
 from persona_gen.census.source import SourceLike, load_source
 from persona_gen.core.errors import CensusError, format_error
+from persona_gen.core.io import atomic_write_bytes
 
 __all__ = ["DEFAULT_QUASI_IDENTIFIERS", "coarsen", "fidelity_report", "tvd", "write_fidelity"]
 
@@ -288,19 +288,6 @@ def _k_anonymity(pool: pd.DataFrame, sample: pd.DataFrame, coders: dict[str, _Co
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def _figure_png(report: dict[str, Any], top: int = 8) -> bytes:
     import io
 
@@ -354,7 +341,7 @@ def write_fidelity(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> d
     # Render both before writing either, so a failure leaves nothing half-written.
     text = json.dumps(report, indent=2, ensure_ascii=False, default=float).encode("utf-8")
     png = _figure_png(report)
-    _atomic_write(paths["json"], text)
-    _atomic_write(paths["png"], png)
+    atomic_write_bytes(paths["json"], text)
+    atomic_write_bytes(paths["png"], png)
     return paths
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from persona_gen.core.errors import PublishError, format_error
+from persona_gen.core.io import atomic_write_bytes as _atomic_write_bytes
 
 __all__ = [
     "ROWS_PER_SHARD",
@@ -78,26 +78,8 @@ def _unwritable(path: Path, exc: OSError) -> PublishError:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _unwritable(path.parent, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise PublishError(format_error(
-                f"writing {path}", expected="to succeed", got=f"{type(exc).__name__}: {exc.strerror or exc}",
-                fix="free disk space or fix permissions; nothing partial was left")) from exc
-        raise
+    """Write ``data`` to ``path`` atomically (``persona_gen.core.io``); failures are ``PublishError``."""
+    _atomic_write_bytes(path, data, error=PublishError)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

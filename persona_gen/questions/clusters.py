@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from persona_gen.core.io import atomic_write_bytes
 from persona_gen.core.records import Question
 
 __all__ = ["cluster_texts", "default_num_clusters", "plot_clusters"]
@@ -116,18 +115,7 @@ def plot_clusters(questions: Sequence[Question], path: str | Path, *, top: int =
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # Own helper rather than publish's: stages do not import each other.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

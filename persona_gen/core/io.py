@@ -1,0 +1,46 @@
+"""Atomic file writes: the one helper every stage uses, so no reader ever sees half a file.
+
+A temporary file in the target's folder is written, fsynced and renamed over the target (``os.replace``);
+on any failure the temporary file is removed and the old target, if any, is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from persona_gen.core.errors import PersonaGenError, format_error
+
+__all__ = ["atomic_write_bytes", "atomic_write_text"]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, error: type[PersonaGenError] = PersonaGenError) -> Path:
+    """Write ``data`` to ``path`` atomically; an OS failure becomes one ``error`` in the house format."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise error(format_error(
+            f"output folder {path.parent}", expected="writable", got=f"{type(exc).__name__}: {exc.strerror or exc}",
+            fix="pick another output folder or fix its permissions; nothing was written")) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise error(format_error(
+                f"writing {path}", expected="to succeed", got=f"{type(exc).__name__}: {exc.strerror or exc}",
+                fix="free disk space or fix permissions; nothing partial was left")) from exc
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, error: type[PersonaGenError] = PersonaGenError) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), error=error)
