@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from persona_gen.core.errors import ConfigError, format_error
 
@@ -135,8 +135,3 @@ def validate(cfg: DictConfig) -> None:
         if m.kind == "openai_compatible" and m.structured_output not in ("json_schema", "json_object", "text"):
             raise _fail(f"models.{role}.structured_output", "one of json_schema, json_object, text",
                         m.structured_output, "json_object for llama.cpp/Ollama, json_schema for vLLM/OpenAI")
-
-
-def to_plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data (secrets are never in it: only names of env variables are)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]

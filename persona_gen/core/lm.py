@@ -236,13 +236,6 @@ class LMClient:
     def model_id(self) -> str:
         return f"{self.identity['kind']}:{self.identity['name']}"
 
-    @property
-    def calls(self) -> int:
-        """LM calls actually made (cache hits excluded)."""
-        return int(getattr(self.engine, "calls", 0)) if self.engine is not None else self._http_calls
-
-    _http_calls: int = 0
-
 
 _ENGINES: dict[tuple[str, int], LlamaCppEngine] = {}
 _ENGINES_LOCK = threading.Lock()

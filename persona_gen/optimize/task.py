@@ -184,7 +184,10 @@ def run_optimize(cfg: DictConfig) -> OptimizeResult:
     out = Path(cfg.paths.output_dir) / "optimize"
     settings = OmegaConf.to_container(opt[opt.optimizer], resolve=True)
     report = {**outcome.report, "labeled_items": str(path), "optimizer_config": settings,
-              "lm_calls": {"judge": client.calls}}
+              # Judging before/after goes through the cache; the optimizer's own calls do not, and only an
+              # in-process engine can count them (None for HTTP servers).
+              "lm_calls": {"judging": sum(s.calls for s in caller.stats.values()),
+                           "all_engine_calls": getattr(client.engine, "calls", None)}}
     program_path = save_judges(out / "judge_program.json", outcome.judges, meta={
         "optimizer": opt.optimizer, "optimizer_config": settings, "seed": int(cfg.seed),
         "judge_model": client.model_id, "labeled_items": str(path), "train_items": len(outcome.train),
