@@ -27,6 +27,7 @@ from persona_gen.core.cache import CallCache, canonical_json
 from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.io import figure_png
 from persona_gen.core.lm import build_lm, signature_hash
 from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, stable_id
 
@@ -182,12 +183,7 @@ def _plot_judges(cards: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_title("Judge scorecard (both orders)")
     ax.legend()
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig))
     return path
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from persona_gen.core.io import figure_png
 
 __all__ = ["plot_accuracy", "plot_intersectionality", "plot_leave_one_out", "plot_pass_at_k"]
 
@@ -20,13 +21,8 @@ def _pyplot() -> Any:
 
 
 def _png(fig: Any) -> bytes:
-    plt = _pyplot()
     fig.tight_layout()
-    buf = io.BytesIO()
-    # No 'Software' stamp: the same scores give the same bytes.
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _num(value: Any) -> float:

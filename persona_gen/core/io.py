@@ -6,13 +6,15 @@ on any failure the temporary file is removed and the old target, if any, is left
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from persona_gen.core.errors import PersonaGenError, format_error
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png"]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, error: type[PersonaGenError] = PersonaGenError) -> Path:
@@ -44,3 +46,13 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, error: type[PersonaGenE
 
 def atomic_write_text(path: str | Path, text: str, *, error: type[PersonaGenError] = PersonaGenError) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), error=error)
+
+
+def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes, then closed. No 'Software' stamp: the same data give the same bytes."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -7,7 +7,6 @@ rest. A computed cluster is labelled with its top TF-IDF terms ("abortion, women
 
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from persona_gen.core.io import atomic_write_bytes
+from persona_gen.core.io import atomic_write_bytes, figure_png
 from persona_gen.core.records import Question
 
 __all__ = ["cluster_texts", "default_num_clusters", "plot_clusters"]
@@ -112,10 +111,7 @@ def plot_clusters(questions: Sequence[Question], path: str | Path, *, top: int =
     if shown:
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig))
     return path
 
 
