@@ -1,14 +1,18 @@
 """LM call throughput of persona_gen's ``Caller.map`` against a loopback OpenAI-compatible stub.
 
 Run: ``python bench/bench_lm_throughput.py [--calls 1000] [--concurrency 64] [--latency-calls 1280]``.
-Not a timed test: numbers depend on the machine. Two measurements, each against a baseline of the same run:
+Not a timed test: numbers depend on the machine. Two measurements, each against baselines of the same run:
 
 1. **0 ms latency.** ``Caller.map`` (cache on, in a temporary folder; ``dspy.Predict(JudgeInVoice)`` through
-   ``dspy.JSONAdapter`` and ``build_lm(kind=openai_compatible)``) over the same number of calls made by a raw
-   ``httpx.AsyncClient`` sending the very messages DSPy sends and ``json.loads``-ing the answer. Goal: the
-   ratio of calls/s >= 0.9. Client CPU per call is printed for both: with the stub on the other core, the
-   client's CPU per call is the bound.
-2. **100 ms latency, concurrency 64.** ``Caller.map``'s wall time over the ideal ``N * L / C``. Goal <= 1.1.
+   persona_gen's ``JSONAdapter`` and ``build_lm(kind=openai_compatible)``), with ``io=threads`` (the default)
+   and ``io=asyncio``, over the calls/s of raw async clients sending the very messages DSPy sends and
+   ``json.loads``-ing the answer: ``httpx.AsyncClient`` and ``openai.AsyncOpenAI`` (the issue's baseline: the
+   faster of the two; goal >= 0.9) and ``aiohttp`` (a stricter reference: ~0.1 ms of client CPU per call,
+   less than DSPy's adapter alone needs). Also "plain DSPy": ``dspy.LM("openai/...")`` with a fresh
+   ``dspy.JSONAdapter`` per call, the stack before persona_gen's adapter and engines.
+2. **100 ms latency, concurrency 64.** ``Caller.map``'s wall time over the ideal ``N * L / C``, median of
+   ``--repeats`` runs, each next to a raw aiohttp run. Goal <= 1.1. The stub answers ``L`` after a request
+   arrives, its own work included, so a perfect client would reach 1.0.
 
 Then a profile of one thread of sequential calls (cProfile, own time grouped by package) says where a
 call's CPU goes. The stub runs in a child process so it does not share the client's GIL.
@@ -21,6 +25,7 @@ import asyncio
 import cProfile
 import json
 import pstats
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -38,7 +43,7 @@ def _items(n: int, offset: int = 0) -> list[dict[str, str]]:
              "second_answer": "Buy the car, you deserve it."} for i in range(n)]
 
 
-def _client(base_url: str, concurrency: int) -> Any:
+def _client(base_url: str, concurrency: int, io: str = "threads") -> Any:
     from omegaconf import OmegaConf
 
     from persona_gen.core.lm import build_lm
@@ -47,19 +52,21 @@ def _client(base_url: str, concurrency: int) -> Any:
     cfg = OmegaConf.create({"kind": "openai_compatible", "name": "stub-model", "base_url": base_url,
                             "api_key_env": "PERSONA_GEN_API_KEY", "temperature": 0.0, "max_tokens": 512,
                             "concurrency": concurrency, "timeout_s": 60.0, "num_retries": 4,
-                            "structured_output": "json_object"})
+                            "structured_output": "json_object", "io": io})
     return build_lm(cfg, role="judge")
 
 
-def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None) -> dict[str, float]:
+def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None,
+               io: str = "threads") -> dict[str, float]:
+    """``Caller.map`` as the pipeline runs it: ``models.judge.io=threads`` (the default) or ``asyncio``."""
     import dspy
 
     from persona_gen.core.cache import CallCache
     from persona_gen.core.calls import Caller
     from persona_gen.signatures import JudgeInVoice
 
-    caller = Caller(_client(base_url, concurrency),
-                    CallCache(cache_dir, enabled=cache_dir is not None), progress=False)
+    client = _client(base_url, concurrency, io)
+    caller = Caller(client, CallCache(cache_dir, enabled=cache_dir is not None), progress=False)
     module = dspy.Predict(JudgeInVoice)
     caller.map("warmup", module, _items(min(64, n), offset=10**6 + offset))
     items = _items(n, offset=offset)
@@ -73,32 +80,34 @@ def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_di
     return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
 
 
-def run_acall(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
-    """What-if: the same module through ``acall`` under asyncio (no threads, no cache), for comparison."""
+def run_plain_dspy(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
+    """What a plain DSPy user gets: ``dspy.LM("openai/...")`` (DSPy's own lm15 OpenAI provider) and a fresh
+    ``dspy.JSONAdapter`` per call on a thread pool: the before of this stack."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import dspy
 
     from persona_gen.signatures import JudgeInVoice
 
-    lm = _client(base_url, concurrency).lm
+    lm = dspy.LM("openai/stub-model", api_base=base_url, api_key="x", cache=False, temperature=0.0, max_tokens=512,
+                 num_retries=4)
     module = dspy.Predict(JudgeInVoice)
 
-    async def amap(items: list[dict[str, str]]) -> list[Any]:
-        sem = asyncio.Semaphore(concurrency)
+    def one(item: dict[str, str]) -> bool:
+        try:
+            with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+                module(**item)
+            return True
+        except Exception:
+            return False
 
-        async def one(item: dict[str, str]) -> Any:
-            async with sem:
-                with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-                    return await module.acall(**item)
-
-        return await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
-
-    asyncio.run(amap(_items(min(64, n), offset=10**6 + offset)))
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    results = asyncio.run(amap(_items(n, offset=offset)))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    failed = sum(isinstance(r, BaseException) for r in results)
-    if failed:
-        print(f"  warning: {failed} of {n} acall calls failed")
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, _items(min(64, n), offset=10**6 + offset)))
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        ok = sum(pool.map(one, _items(n, offset=offset)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if ok != n:
+        print(f"  warning: {n - ok} of {n} plain DSPy calls failed")
     return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
 
 
@@ -157,7 +166,26 @@ def _parsed(answer: dict[str, Any]) -> int:
     return int("preferred" in json.loads(answer["choices"][0]["message"]["content"]))
 
 
-RAW_CLIENTS = {"httpx": _raw_httpx, "aiohttp": _raw_aiohttp}
+async def _raw_openai(base_url: str, messages: list[list[dict[str, str]]], concurrency: int) -> int:
+    import openai
+
+    sem = asyncio.Semaphore(concurrency)
+    ok = 0
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=60) as client:
+        async def one(i: int, msgs: list[dict[str, str]]) -> None:
+            nonlocal ok
+            async with sem:
+                body = _body(i, msgs)
+                r = await client.chat.completions.create(**body)
+                ok += int("preferred" in json.loads(r.choices[0].message.content or "{}"))
+
+        await asyncio.gather(*(one(i, m) for i, m in enumerate(messages)))
+    return ok
+
+
+# The issue's baseline is "a raw async client (httpx or openai)"; aiohttp is reported as a stricter reference.
+GOAL_CLIENTS = ("httpx", "openai")
+RAW_CLIENTS = {"httpx": _raw_httpx, "openai": _raw_openai, "aiohttp": _raw_aiohttp}
 
 
 def run_raw(base_url: str, n: int, concurrency: int, *, offset: int, client: str) -> dict[str, float]:
@@ -172,25 +200,32 @@ def run_raw(base_url: str, n: int, concurrency: int, *, offset: int, client: str
     return {"wall": wall, "cpu": cpu, "calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
 
 
-def run_raw_best(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, float]:
-    """Both raw clients; the faster is the baseline (a slow baseline would flatter persona_gen)."""
-    best: dict[str, Any] = {}
+def run_raw_all(base_url: str, n: int, concurrency: int, *, offset: int) -> dict[str, dict[str, float]]:
+    """Every raw client, each printed."""
+    found = {}
     for name in RAW_CLIENTS:
         res = run_raw(base_url, n, concurrency, offset=offset, client=name)
-        print(f"  raw {name + ' (async)':<26}{res['calls_per_s']:8.1f} calls/s  {res['wall']:6.2f} s  "
-              f"{res['cpu_ms_per_call']:.2f} ms client CPU/call")
-        if not best or res["wall"] < best["wall"]:
-            best = {**res, "client": name}
-    return best
+        _line(f"raw {name} (async)", res)
+        found[name] = res
+    return found
+
+
+def best_of(found: dict[str, dict[str, float]], names: tuple[str, ...]) -> tuple[str, dict[str, float]]:
+    """The fastest of ``names``: the baseline (a slow baseline would flatter persona_gen)."""
+    name = min(names, key=lambda k: found[k]["wall"])
+    return name, found[name]
 
 
 _BUCKETS = (
+    ("urllib3", "urllib3 (HTTP client of the engine)"),
+    ("persona_gen/core/http_engine", "persona_gen engine (request body, answer)"),
+    ("email/", "http.client header parsing"),
     ("dspy/_vendor/lm15/transports", "lm15 HTTP transport"),
     ("dspy/_vendor/lm15", "lm15 request/response mapping"),
     ("dspy/adapters", "DSPy adapters (format + parse)"),
     ("dspy/clients", "DSPy LM client (execution, capabilities, history)"),
     ("dspy/", "DSPy other (predict, settings, callbacks)"),
-    ("persona_gen/", "persona_gen (Caller, cache key)"),
+    ("persona_gen/", "persona_gen (Caller, adapter memo, cache key)"),
     ("diskcache", "diskcache (cache write)"),
     ("sqlite3", "diskcache (cache write)"),
     ("pydantic", "pydantic"),
@@ -264,7 +299,7 @@ def profile_calls(base_url: str, n: int) -> None:
 
 
 def _line(label: str, res: dict[str, float]) -> None:
-    print(f"  {label:<30}{res['calls_per_s']:8.1f} calls/s  {res['wall']:6.2f} s  "
+    print(f"  {label:<38}{res['calls_per_s']:8.1f} calls/s  {res['wall']:6.2f} s  "
           f"{res['cpu_ms_per_call']:.2f} ms client CPU/call")
 
 
@@ -275,19 +310,30 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--latency-calls", type=int, default=1280, help="calls at --latency-ms")
     parser.add_argument("--profile-calls", type=int, default=200, help="0 skips the profile")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of Caller.map at --latency-ms")
     args = parser.parse_args()
     print_machine()
     n, c = args.calls, args.concurrency
 
     with stub_process(latency_ms=0) as base_url, tempfile.TemporaryDirectory() as tmp:
         print(f"\n[1] 0 ms latency, {n} calls, concurrency {c}")
-        raw = run_raw_best(base_url, n, c, offset=0)
+        raw = run_raw_all(base_url, n, c, offset=0)
         ours = run_caller(base_url, n, c, offset=0, cache_dir=Path(tmp) / "c1")
-        _line("Caller.map (cache on)", ours)
-        _line("Caller.map (cache off)", run_caller(base_url, n, c, offset=n, cache_dir=None))
-        _line("what-if: acall under asyncio", run_acall(base_url, n, c, offset=3 * n))
-        ratio = ours["calls_per_s"] / raw["calls_per_s"]
-        print(f"  ratio Caller.map / raw {raw['client']} = {ratio:.3f}  {verdict(ratio, 0.9)}")
+        _line("Caller.map (io=threads, cache on)", ours)
+        _line("Caller.map (io=threads, no cache)", run_caller(base_url, n, c, offset=n, cache_dir=None))
+        aio = run_caller(base_url, n, c, offset=2 * n, cache_dir=Path(tmp) / "c2", io="asyncio")
+        _line("Caller.map (io=asyncio, cache on)", aio)
+        plain = run_plain_dspy(base_url, n, c, offset=3 * n)
+        _line("plain dspy.LM('openai/..') threads", plain)
+        name, base = best_of(raw, GOAL_CLIENTS)
+        for label, res in (("io=threads", ours), ("io=asyncio", aio)):
+            ratio = res["calls_per_s"] / base["calls_per_s"]
+            print(f"  ratio Caller.map ({label}) / raw {name} (the faster of the issue's httpx, openai) = "
+                  f"{ratio:.3f}  {verdict(ratio, 0.9)}")
+            print(f"  ratio Caller.map ({label}) / raw aiohttp (stricter reference, not the goal's client) = "
+                  f"{res['calls_per_s'] / raw['aiohttp']['calls_per_s']:.3f}")
+        speedup = ours["calls_per_s"] / plain["calls_per_s"]
+        print(f"  speed-up of Caller.map (io=threads) over plain DSPy = {speedup:.2f}x")
         if args.profile_calls:
             profile_calls(base_url, args.profile_calls)
 
@@ -296,15 +342,28 @@ def main() -> None:
     with stub_process(latency_ms=lat) as base_url, tempfile.TemporaryDirectory() as tmp:
         print(f"\n[2] {lat:.0f} ms latency, {m} calls, concurrency {c}: ideal N*L/C = {ideal:.2f} s "
               f"({c / lat * 1000:.0f} calls/s)")
-        run_raw_best(base_url, m, c, offset=0)
-        ours = run_caller(base_url, m, c, offset=0, cache_dir=Path(tmp) / "c1")
-        _line("Caller.map (cache on)", ours)
-        acall = run_acall(base_url, m, c, offset=2 * m)
-        _line("what-if: acall under asyncio", acall)
-        ratio = ours["wall"] / ideal
-        print(f"  ratio achieved / ideal = {ratio:.3f}  {verdict(ratio, 1.1, higher_is_better=False)}")
-        ratio_a = acall["wall"] / ideal
-        print(f"  ratio what-if acall = {ratio_a:.3f}  {verdict(ratio_a, 1.1, higher_is_better=False)}")
+        raw = run_raw_all(base_url, m, c, offset=0)
+        aio = run_caller(base_url, m, c, offset=m, cache_dir=Path(tmp) / "aio", io="asyncio")
+        _line("Caller.map (io=asyncio, cache on)", aio)
+        plain = run_plain_dspy(base_url, m, c, offset=2 * m)
+        _line("plain dspy.LM('openai/..') threads", plain)
+        # One run of 2 s varies by ~±3% here, raw clients included: the goal is judged on the median of
+        # --repeats runs of Caller.map, each next to a run of the raw aiohttp client for reference.
+        ours_x, raw_x = [], []
+        for rep in range(args.repeats):
+            res = run_caller(base_url, m, c, offset=(3 + rep) * m, cache_dir=Path(tmp) / f"c{rep}")
+            ref = run_raw(base_url, m, c, offset=(3 + args.repeats + rep) * m, client="aiohttp")
+            ours_x.append(res["wall"] / ideal)
+            raw_x.append(ref["wall"] / ideal)
+            _line(f"Caller.map (io=threads) run {rep + 1}", res)
+        print("  achieved / ideal, per run: Caller.map (io=threads) "
+              f"{' '.join(f'{x:.3f}' for x in ours_x)}; raw aiohttp {' '.join(f'{x:.3f}' for x in raw_x)}")
+        for label, res in (("raw openai", raw["openai"]), ("Caller.map io=asyncio", aio), ("plain DSPy", plain)):
+            print(f"  {label}: achieved / ideal = {res['wall'] / ideal:.3f}")
+        print(f"  raw aiohttp: median achieved / ideal = {statistics.median(raw_x):.3f}")
+        ratio = statistics.median(ours_x)
+        print(f"  ratio Caller.map (io=threads) median achieved / ideal = {ratio:.3f}  "
+              f"{verdict(ratio, 1.1, higher_is_better=False)}")
 
 
 if __name__ == "__main__":

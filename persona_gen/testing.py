@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FakeEngine", "Rule", "contradiction_rule", "fake_value"]
+__all__ = ["AsyncFakeEngine", "FakeEngine", "Rule", "contradiction_rule", "fake_value"]
 
 Rule = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
@@ -121,6 +121,26 @@ class FakeEngine:
         return response_to_events(self.complete(request))
 
     def close(self) -> None:
+        pass
+
+
+class AsyncFakeEngine:
+    """The async twin of a ``FakeEngine`` (same answers, same call count), for ``dspy.LM(async_engine=...)``:
+    with it, ``Caller.map`` runs fake calls on its event loop, the path OpenAI-compatible servers take."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.supports_response_schema = engine.supports_response_schema
+        self.supported_params = engine.supported_params
+
+    async def complete(self, request: Any) -> Any:
+        return self.engine.complete(request)
+
+    async def stream(self, request: Any) -> Any:
+        for event in self.engine.stream(request):
+            yield event
+
+    async def aclose(self) -> None:
         pass
 
 

@@ -52,6 +52,9 @@ class NoPersonaAnswerer(dspy.Module):
     def forward(self, question: str, persona: str | None = None, config: dict[str, Any] | None = None) -> Any:
         return self.predict(question=question, **_config(config))
 
+    async def aforward(self, question: str, persona: str | None = None, config: dict[str, Any] | None = None) -> Any:
+        return await self.predict.acall(question=question, **_config(config))
+
 
 class PersonaAnswerer(dspy.Module):
     """``output_only`` (answer directly) or ``chain_of_thought`` (reason, then answer), persona in the prompt."""
@@ -62,6 +65,9 @@ class PersonaAnswerer(dspy.Module):
 
     def forward(self, persona: str, question: str, config: dict[str, Any] | None = None) -> Any:
         return self.predict(persona=persona, question=question, **_config(config))
+
+    async def aforward(self, persona: str, question: str, config: dict[str, Any] | None = None) -> Any:
+        return await self.predict.acall(persona=persona, question=question, **_config(config))
 
 
 class SummaryAnswerer(dspy.Module):
@@ -75,6 +81,11 @@ class SummaryAnswerer(dspy.Module):
     def forward(self, persona: str, question: str, config: dict[str, Any] | None = None) -> Any:
         summary = self.summarize(persona=persona, **_config(config)).summary
         answer = self.respond(persona_summary=summary, question=question, **_config(config)).answer
+        return dspy.Prediction(summary=summary, answer=answer)
+
+    async def aforward(self, persona: str, question: str, config: dict[str, Any] | None = None) -> Any:
+        summary = (await self.summarize.acall(persona=persona, **_config(config))).summary
+        answer = (await self.respond.acall(persona_summary=summary, question=question, **_config(config))).answer
         return dspy.Prediction(summary=summary, answer=answer)
 
 

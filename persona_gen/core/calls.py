@@ -1,24 +1,27 @@
 """Cached, concurrent, failure-recording execution of DSPy modules.
 
 Every LM call of every stage goes through ``Caller.map``: the cache is read first (a warm rerun makes no
-LM call), misses run on a bounded thread pool (``models.<role>.concurrency``), and a call that fails
+LM call), misses run with at most ``models.<role>.concurrency`` in flight (on a thread pool, or with
+``models.<role>.io=asyncio`` on an event loop through the LM's async engine), and a call that fails
 (unparseable answer, server error after retries) becomes a recorded ``Failure`` with the raw text:
 the row is kept, counted, and never dropped silently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 
+from persona_gen.core.adapter import JSONAdapter
 from persona_gen.core.cache import CallCache, cache_key, canonical_json
 from persona_gen.core.lm import LMClient, signature_identity
 from persona_gen.core.records import Failure
@@ -97,6 +100,8 @@ class Caller:
         self.stats = stats if stats is not None else {}
         self.progress = progress
         self._stats_lock = threading.Lock()
+        # One adapter for all calls: it keeps each signature's system message and response format.
+        self.adapter = JSONAdapter()
 
     def _stage_stats(self, stage: str) -> CallStats:
         with self._stats_lock:
@@ -117,58 +122,134 @@ class Caller:
         return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
                          sample_index=sample_index, program_hash=phash)
 
-    def call(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
-             identity: tuple[dict[str, Any], str] | None = None) -> CallResult:
+    def _cached(self, stage: str, key: str) -> CallResult | None:
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        failure = Failure(**hit["failure"]) if hit.get("failure") else None
+        return CallResult(hit["outputs"], failure, cached=True)
+
+    def _run(self, stage: str, module: Any, inputs: dict[str, Any], key: str) -> CallResult:
+        """One LM call; any exception becomes a recorded failure with the raw answer when there is one."""
         import dspy
 
-        key = self.key_for(stage, module, inputs, sample_index, identity)
-        hit = self.cache.get(key)
-        if hit is not None:
-            failure = Failure(**hit["failure"]) if hit.get("failure") else None
-            result = CallResult(hit["outputs"], failure, cached=True)
-            self._stage_stats(stage).add(result)
-            return result
         try:
-            with dspy.context(lm=self.client.lm, adapter=dspy.JSONAdapter()):
+            with dspy.context(lm=self.client.lm, adapter=self.adapter):
                 pred = module(**inputs, config={"seed": _sample_seed(key)})
-            outputs = {k: _plain(v) for k, v in pred.items()}
-            result = CallResult(outputs)
+            return CallResult({k: _plain(v) for k, v in pred.items()})
         except Exception as exc:
-            raw = getattr(exc, "lm_response", None)
-            kind = "parse" if type(exc).__name__ == "AdapterParseError" else "lm_error"
-            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            result = CallResult(None, Failure(stage=stage, kind=kind, message=f"{type(exc).__name__}: {message}",
-                                              raw=raw if isinstance(raw, str) else None))
-            log.debug("LM call failed in %s: %s", stage, message)
+            return self._failure(stage, exc)
+
+    async def _arun(self, stage: str, module: Any, inputs: dict[str, Any], key: str) -> CallResult:
+        """``_run`` on the event loop, through the module's ``acall`` and the LM's async engine."""
+        import dspy
+
+        try:
+            with dspy.context(lm=self.client.lm, adapter=self.adapter):
+                pred = await module.acall(**inputs, config={"seed": _sample_seed(key)})
+            return CallResult({k: _plain(v) for k, v in pred.items()})
+        except Exception as exc:
+            return self._failure(stage, exc)
+
+    def _failure(self, stage: str, exc: Exception) -> CallResult:
+        raw = getattr(exc, "lm_response", None)
+        kind = "parse" if type(exc).__name__ == "AdapterParseError" else "lm_error"
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        log.debug("LM call failed in %s: %s", stage, message)
+        return CallResult(None, Failure(stage=stage, kind=kind, message=f"{type(exc).__name__}: {message}",
+                                        raw=raw if isinstance(raw, str) else None))
+
+    def uses_event_loop(self, module: Any) -> bool:
+        """Whether ``map`` runs this module's calls on an event loop: ``models.<role>.io=asyncio``, the LM has an
+        async engine, the module has ``aforward`` (Predict, ChainOfThought and persona_gen's modules do), and no
+        loop is running in this thread already. Otherwise calls run on a thread pool."""
+        if self.client.io != "asyncio" or self.client.async_engine is None:
+            return False
+        if not callable(getattr(module, "aforward", None)):
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    async def _amap(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], keys: list[str],
+                    todo: list[int], done: Any) -> None:
+        # ``concurrency`` workers draw from one queue of indices: no semaphore, one task per worker.
+        pending = iter(todo)
+        # DSPy prepares each request and prices each answer in ``asyncio.to_thread``: with the default executor
+        # (min(32, cores + 4) threads) those hops queue behind each other at high concurrency.
+        workers = min(self.client.concurrency, len(todo))
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
+
+        async def worker() -> None:
+            for i in pending:
+                done(i, await self._arun(stage, module, inputs[i], keys[i]))
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            aclose = getattr(self.client.async_engine, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _store(self, key: str, result: CallResult) -> None:
         # Failures are cached too only when they are answers (parse); transport errors are retried next run.
         if result.failure is None or result.failure.kind == "parse":
             self.cache.set(key, {"outputs": result.outputs,
                                  "failure": result.failure.model_dump() if result.failure else None})
+
+    def call(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
+             identity: tuple[dict[str, Any], str] | None = None) -> CallResult:
+        key = self.key_for(stage, module, inputs, sample_index, identity)
+        result = self._cached(stage, key)
+        if result is None:
+            result = self._run(stage, module, inputs, key)
+            self._store(key, result)
         self._stage_stats(stage).add(result)
         return result
 
     def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], *, sample_index: int = 0,
             desc: str | None = None) -> list[CallResult]:
-        """Results in input order; at most ``client.concurrency`` calls in flight."""
-        bar = tqdm(total=len(inputs), desc=desc or stage, disable=not self.progress or not inputs, leave=False,
-                   unit="call")
-        identity = self.module_identity(module)
-        failed = [0]
-        lock = threading.Lock()
+        """Results in input order; at most ``client.concurrency`` calls in flight.
 
-        def one(item: dict[str, Any]) -> CallResult:
-            res = self.call(stage, module, item, sample_index, identity)
-            with lock:
-                if res.failure is not None:
-                    failed[0] += 1
-                    bar.set_postfix(failures=failed[0], refresh=False)
-                bar.update(1)
-            return res
+        The cache is read and written on the calling thread (one SQLite user, no lock contention between
+        workers); only LM calls run concurrently: on a thread pool, or on an event loop with
+        ``models.<role>.io=asyncio`` (``uses_event_loop``). Each answer is stored as soon as it arrives, so a
+        killed run loses at most the calls in flight.
+        """
+        identity = self.module_identity(module)
+        keys = [self.key_for(stage, module, item, sample_index, identity) for item in inputs]
+        results: list[CallResult | None] = [self._cached(stage, key) for key in keys]
+        todo = [i for i, r in enumerate(results) if r is None]
+        stats = self._stage_stats(stage)
+        bar = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc=desc or stage, leave=False,
+                   disable=not self.progress or not inputs, unit="call")
+        failed = 0
+
+        def done(i: int, result: CallResult) -> None:
+            nonlocal failed
+            self._store(keys[i], result)
+            results[i] = result
+            if result.failure is not None:
+                failed += 1
+                bar.set_postfix(failures=failed, refresh=False)
+            bar.update(1)
 
         try:
-            if self.client.concurrency <= 1 or len(inputs) <= 1:
-                return [one(i) for i in inputs]
-            with ThreadPoolExecutor(max_workers=self.client.concurrency) as pool:
-                return list(pool.map(one, inputs))
+            if todo and self.uses_event_loop(module):
+                asyncio.run(self._amap(stage, module, inputs, keys, todo, done))
+            elif self.client.concurrency <= 1 or len(todo) <= 1:
+                for i in todo:
+                    done(i, self._run(stage, module, inputs[i], keys[i]))
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(todo))) as pool:
+                    futures = {pool.submit(self._run, stage, module, inputs[i], keys[i]): i for i in todo}
+                    for future in as_completed(futures):
+                        done(futures[future], future.result())
         finally:
             bar.close()
+            for result in results:
+                if result is not None:
+                    stats.add(result)
+        return [r for r in results if r is not None]

@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 MODEL_KINDS = ("smollm2", "openai_compatible", "fake")
+IO_MODES = ("threads", "asyncio")
 
 
 @dataclass
@@ -34,6 +35,9 @@ class ModelConfig:
     max_tokens: int = 256
     top_p: float | None = None
     concurrency: int = 1
+    # How calls are in flight together: "threads" (any LM; measured best when the server has latency) or
+    # "asyncio" (an event loop; LMs with an async engine: openai_compatible, fake; best at ~0 ms latency).
+    io: str = "threads"
     # smollm2 only
     context_size: int = 2048
     threads: int | None = None
@@ -126,6 +130,9 @@ def validate(cfg: DictConfig) -> None:
             raise _fail(f"models.{role}.kind", f"one of {list(MODEL_KINDS)}", m.kind, "pick a file of conf/model/")
         if m.concurrency < 1:
             raise _fail(f"models.{role}.concurrency", ">= 1", m.concurrency, "use 1 for the embedded model")
+        if m.io not in IO_MODES:
+            raise _fail(f"models.{role}.io", f"one of {list(IO_MODES)}", m.io,
+                        "threads suits servers with latency; asyncio a fast local server")
         if m.max_tokens < 1:
             raise _fail(f"models.{role}.max_tokens", ">= 1", m.max_tokens, "raise it")
         if m.temperature < 0:

@@ -1,8 +1,9 @@
 """LMs from config: the embedded SmolLM2 engine, any OpenAI-compatible server, and the fake.
 
-Every LM is a ``dspy.LM``; the embedded model and the fake are DSPy 3.4 *engine* objects
-(``complete(Request) -> Response``) with ``supports_response_schema = True``, so ``dspy.JSONAdapter``
-puts the signature's JSON schema in ``response_format`` and the engine constrains decoding to it.
+Every LM is a ``dspy.LM`` over a DSPy 3.4 *engine* object (``complete(Request) -> Response``): the embedded
+model and the fake have ``supports_response_schema = True``, so ``dspy.JSONAdapter`` puts the signature's JSON
+schema in ``response_format`` and the engine constrains decoding to it; OpenAI-compatible servers use
+``persona_gen.core.http_engine.OpenAICompatibleEngine``.
 DSPy's own caches are disabled: ``persona_gen.core.cache`` is the one cache.
 """
 
@@ -20,8 +21,7 @@ from typing import Any
 
 from persona_gen.core.errors import ConfigError, format_error
 
-__all__ = ["STRUCTURED_OUTPUT", "LMClient", "LlamaCppEngine", "build_lm", "openai_compatible_provider",
-           "smollm2_path"]
+__all__ = ["LMClient", "LlamaCppEngine", "build_lm", "smollm2_path"]
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -191,37 +191,6 @@ class LlamaCppEngine:
         self._llm = None
 
 
-STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
-
-
-def openai_compatible_provider(structured_output: str) -> str:
-    """Register (idempotently) the lm15 provider for one ``structured_output`` mode; return its id."""
-    from dspy.lm15 import (
-        AccessPolicy,
-        EndpointSupport,
-        ModelSupport,
-        OpenAIChatCompat,
-        ProviderDefinition,
-        register_provider,
-    )
-
-    if structured_output not in STRUCTURED_OUTPUT:
-        raise ValueError(f"structured_output must be one of {STRUCTURED_OUTPUT}, but got {structured_output!r}")
-    provider = f"persona-gen-{structured_output.replace('_', '-')}"
-    access = AccessPolicy(provider=provider, supports=EndpointSupport(complete=True, stream=True, models=True),
-                          auth_modes=("bearer",), base_url="http://127.0.0.1:8000/v1")
-    compat = OpenAIChatCompat(
-        instruction_role="system", max_tokens_field="max_tokens", stream_usage="include", thinking_format="none",
-        tool_result_name="omit", strict_tools="omit", cache_control="none", tool_result_media="reject",
-        # "reject" makes JSONAdapter fall back to {"type": "json_object"} before any I/O (llama.cpp's server
-        # answers json_schema with an error); "send" passes the signature's schema (vLLM, OpenAI).
-        json_schema="send" if structured_output == "json_schema" else "reject")
-    # response_schema=True puts response_format in the supported params; "text" sends none.
-    register_provider(ProviderDefinition.chat(access, compat=compat),
-                      supports=ModelSupport(response_schema=structured_output != "text"), metadata_namespaces=())
-    return provider
-
-
 @dataclass
 class LMClient:
     """A configured LM: the ``dspy.LM``, its identity for cache keys, and its concurrency bound."""
@@ -231,6 +200,9 @@ class LMClient:
     identity: dict[str, Any]
     concurrency: int
     engine: Any = None
+    # The LM's async engine, if it has one; with ``io == "asyncio"`` ``Caller.map`` runs calls on an event loop.
+    async_engine: Any = None
+    io: str = "threads"
 
     @property
     def model_id(self) -> str:
@@ -269,23 +241,28 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
         return LMClient(role, lm, identity, int(cfg.concurrency), engine)
     if kind == "fake":
-        from persona_gen.testing import FakeEngine
+        from persona_gen.testing import AsyncFakeEngine, FakeEngine
 
         engine = FakeEngine()
-        lm = dspy.LM(f"local/{cfg.name}", engine=engine, cache=False, **decoding)
+        async_engine = AsyncFakeEngine(engine)
+        lm = dspy.LM(f"local/{cfg.name}", engine=engine, async_engine=async_engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": FakeEngine.version, **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), engine)
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")))
     if kind == "openai_compatible":
+        from persona_gen.core.http_engine import AsyncOpenAICompatibleEngine, OpenAICompatibleEngine
+
         key_env = cfg.get("api_key_env")
-        api_key = os.environ.get(key_env, "") if key_env else ""
-        # Declared as an lm15 provider: honours structured_output, sends max_tokens (llama.cpp ignores
-        # max_completion_tokens) and skips DSPy's metadata scan for unknown model ids (half a call's CPU).
-        provider = openai_compatible_provider(str(cfg.get("structured_output", "json_object")))
-        lm = dspy.LM(f"{provider}/{cfg.name}", api_base=cfg.base_url, api_key=api_key or "no-key", cache=False,
-                     num_retries=int(cfg.num_retries), timeout=float(cfg.timeout_s), **decoding)
+        structured = str(cfg.get("structured_output", "json_object"))
+        # The engines own the connection (base URL, key, timeout); DSPy owns retries with backoff.
+        conn = {"api_key": os.environ.get(key_env, "") if key_env else "", "structured_output": structured,
+                "timeout_s": float(cfg.timeout_s), "concurrency": int(cfg.concurrency)}
+        engine = OpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), **conn)
+        async_engine = AsyncOpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), **conn)
+        lm = dspy.LM(f"openai_compatible/{cfg.name}", engine=engine, async_engine=async_engine, cache=False,
+                     num_retries=int(cfg.num_retries), **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": cfg.get("revision") or "",
-                    "structured_output": cfg.get("structured_output", "json_object"), **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), None)
+                    "structured_output": structured, **decoding}
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")))
     raise ConfigError(format_error(f"models.{role}.kind", expected="one of smollm2, openai_compatible, fake",
                                    got=kind, where="conf/model/", fix="pick a file of conf/model/"))
 

@@ -67,6 +67,9 @@ class PersonaEnricher(dspy.Module):
     def forward(self, persona: str, categories: str, **kwargs: Any) -> dspy.Prediction:
         return self.predict(persona=persona, categories=categories, **kwargs)
 
+    async def aforward(self, persona: str, categories: str, **kwargs: Any) -> dspy.Prediction:
+        return await self.predict.acall(persona=persona, categories=categories, **kwargs)
+
 
 class ConsistencyChecker(dspy.Module):
     """Judges whether a persona is self-consistent, naming offending fields."""
@@ -77,6 +80,9 @@ class ConsistencyChecker(dspy.Module):
 
     def forward(self, persona: str, **kwargs: Any) -> dspy.Prediction:
         return self.predict(persona=persona, **kwargs)
+
+    async def aforward(self, persona: str, **kwargs: Any) -> dspy.Prediction:
+        return await self.predict.acall(persona=persona, **kwargs)
 
 
 @dataclass(frozen=True)

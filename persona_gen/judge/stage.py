@@ -37,6 +37,9 @@ class PersonaJudge(dspy.Module):
     def forward(self, **kwargs: Any) -> dspy.Prediction:
         return self.predict(**kwargs)
 
+    async def aforward(self, **kwargs: Any) -> dspy.Prediction:
+        return await self.predict.acall(**kwargs)
+
 
 def _preferred(choice: str, order: str) -> str:
     if choice in ("tie", "abstain"):

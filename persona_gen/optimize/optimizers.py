@@ -98,9 +98,11 @@ def compile_judge(student: Any, trainset: Sequence[Any], *, name: str, cfg: Any,
     """
     import dspy
 
+    from persona_gen.core.adapter import JSONAdapter
+
     train = list(trainset)
     random.Random(seed).shuffle(train)
-    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+    with dspy.context(lm=lm, adapter=JSONAdapter()):
         optimizer, extra = build_optimizer(name, cfg, prompt_lm=prompt_lm or lm, task_lm=lm, seed=seed,
                                            num_threads=num_threads, feedbacks=feedbacks)
         return optimizer.compile(student, trainset=train, **extra)

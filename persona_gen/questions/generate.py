@@ -32,6 +32,9 @@ class QuestionDrafter(dspy.Module):
     def forward(self, topic: str, count: int, **kwargs: Any) -> dspy.Prediction:
         return self.predict(topic=topic, count=count, **kwargs)
 
+    async def aforward(self, topic: str, count: int, **kwargs: Any) -> dspy.Prediction:
+        return await self.predict.acall(topic=topic, count=count, **kwargs)
+
 
 @dataclass
 class Drafts:

@@ -63,6 +63,9 @@ class ControversyClassifier(dspy.Module):
     def forward(self, question: str, **kwargs: Any) -> dspy.Prediction:
         return self.predict(question=question, **kwargs)
 
+    async def aforward(self, question: str, **kwargs: Any) -> dspy.Prediction:
+        return await self.predict.acall(question=question, **kwargs)
+
 
 @dataclass
 class QuestionsResult:

@@ -55,7 +55,7 @@ def _caller(tmp_path, engine: FakeEngine | None = None) -> Caller:
     client = build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 256,
                                         "concurrency": 2}))
     if engine is not None:
-        client.engine = engine
+        client.engine, client.async_engine = engine, None  # this LM has no async twin: calls run on threads
         client.lm = dspy.LM("local/fake-v1", engine=engine, cache=False)
     return Caller(client, CallCache(tmp_path / "cache"), progress=False)
 

@@ -1,0 +1,261 @@
+"""A DSPy engine for any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, OpenAI).
+
+DSPy 3.4 takes an *engine object* (``complete(Request) -> Response``) for a model it does not host; DSPy
+keeps what it owns: the adapter, retries with backoff (``dspy.LM(num_retries=...)``), error projection and
+history. Each engine does one HTTP attempt over pooled keep-alive connections: ``OpenAICompatibleEngine`` with
+``urllib3`` for threaded callers, ``AsyncOpenAICompatibleEngine`` with ``aiohttp`` for ``Caller.map``'s event
+loop. A call's HTTP part costs ~0.1-0.3 ms of client CPU where DSPy's generic lm15 provider path cost ~0.8 ms
+(request/response mapping and a proxy lookup in ``os.environ`` per request: ``bench/RESULTS.md``). Proxies
+named by the environment (``HTTPS_PROXY``, ``NO_PROXY``) are resolved once, when the engine is built.
+Errors are raised as ``dspy.lm15`` errors, which DSPy projects to its own: 429 is a rate limit
+(``Retry-After`` honoured), 5xx or a 200 that is no chat completion a server error, timeouts and dropped
+connections transient, all retried by DSPy; other 4xx are not retried.
+
+Structured output follows ``structured_output``: ``json_schema`` sends the signature's schema (vLLM,
+OpenAI), ``json_object`` sends JSON mode (llama.cpp server, Ollama), ``text`` sends none. The API key is
+only ever put in the ``Authorization`` header: not in ``repr``, errors, or saved state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+import weakref
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+
+from persona_gen.core.errors import ConfigError, format_error
+
+__all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine"]
+
+STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
+
+
+def _error_message(raw: bytes) -> str:
+    """The server's own words for an error: OpenAI's ``{"error": {"message": ...}}`` or the body's start."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or "(empty body)"
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])[:300]
+    if isinstance(err, str):
+        return err[:300]
+    return text.strip()[:300]
+
+
+def _http_error(status: int, message: str, retry_after: float | None) -> Exception:
+    """The ``dspy.lm15`` error for an HTTP status; DSPy retries rate limits, timeouts and server errors."""
+    from dspy import lm15
+
+    meta = {"provider": "openai_compatible", "status": status}
+    if status in (401, 403):
+        return lm15.AuthError(message, **meta)
+    if status == 429:
+        return lm15.RateLimitError(message, retry_after=retry_after, **meta)
+    if status in (408, 504):
+        return lm15.TimeoutError(message, **meta)
+    if status >= 500:
+        return lm15.ServerError(message, retry_after=retry_after, **meta)
+    if status == 400 and "context" in message.lower():
+        return lm15.ContextLengthError(message, **meta)
+    if status in (400, 404, 409, 413, 422):
+        return lm15.InvalidRequestError(message, **meta)
+    return lm15.ProviderError(message, **meta)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: DSPy's own backoff applies
+
+
+def _proxy_for(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (``HTTPS_PROXY``, ``NO_PROXY``, ...), looked up once."""
+    parts = urlsplit(base_url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+class _Wire:
+    """What the sync and async engines share: the request body and the reading of an answer."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", structured_output: str = "json_object",
+                 timeout_s: float = 60.0, concurrency: int = 16) -> None:
+        if structured_output not in STRUCTURED_OUTPUT:
+            raise ConfigError(format_error("models.*.structured_output", expected=" or ".join(STRUCTURED_OUTPUT),
+                                           got=repr(structured_output), where="conf/model/openai_compatible.yaml",
+                                           fix="json_schema for vLLM/OpenAI, json_object for llama.cpp/Ollama"))
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(format_error("models.*.base_url", expected="an http(s) URL like http://host:8000/v1",
+                                           got=repr(base_url), where="conf/model/openai_compatible.yaml",
+                                           fix="set models.generator.base_url=http://host:port/v1"))
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.model = model
+        self.structured_output = structured_output
+        self.timeout_s = float(timeout_s)
+        self.concurrency = max(1, int(concurrency))
+        self.proxy = _proxy_for(self.base_url)
+        # What DSPy's JSONAdapter may send: a schema only where the server takes one, JSON mode otherwise.
+        self.supports_response_schema = structured_output == "json_schema"
+        params = {"temperature", "max_tokens", "top_p", "stop", "seed"}
+        if structured_output != "text":
+            params.add("response_format")
+        self.supported_params = frozenset(params)
+        self._path = (parts.path.rstrip("/") or "") + "/chat/completions"
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    def __repr__(self) -> str:  # no key here, ever
+        return (f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, "
+                f"structured_output={self.structured_output!r})")
+
+    def body(self, request: Any) -> dict[str, Any]:
+        """The chat-completions request body for a DSPy ``Request``."""
+        from persona_gen.core.lm import _request_messages, _schema_of
+
+        cfg = request.config
+        body: dict[str, Any] = {"model": self.model, "messages": _request_messages(request)}
+        for name in ("temperature", "max_tokens", "top_p", "seed"):
+            value = getattr(cfg, name)
+            if value is not None:
+                body[name] = value
+        if cfg.stop:
+            body["stop"] = list(cfg.stop)
+        if cfg.response_format is not None and self.structured_output != "text":
+            schema = _schema_of(cfg.response_format)
+            if schema is not None and self.structured_output == "json_schema":
+                body["response_format"] = {"type": "json_schema",
+                                           "json_schema": {"name": "outputs", "schema": schema, "strict": True}}
+            else:
+                body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _timeout(self, exc: BaseException) -> Exception:
+        from dspy import lm15
+
+        del exc  # chained by the caller's `raise ... from`
+        return lm15.TimeoutError(f"no answer from {self.base_url} within {self.timeout_s:g} s",
+                                 provider="openai_compatible")
+
+    def _unreachable(self, exc: BaseException) -> Exception:
+        from dspy import lm15
+
+        return lm15.TransportError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
+                                   provider="openai_compatible")
+
+    def _answer(self, status: int, retry_after: str | None, data: bytes) -> Any:
+        """A DSPy ``Response`` for an HTTP answer, or the ``dspy.lm15`` error DSPy retries or reports."""
+        from dspy import lm15
+
+        from persona_gen.core.lm import _response
+
+        if status >= 400:
+            raise _http_error(status, _error_message(data), _retry_after(retry_after))
+        try:
+            answer = json.loads(data)
+            choice = answer["choices"][0]
+            text = (choice.get("message") or {}).get("content") or ""
+            usage = answer.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # A 200 whose body is not a chat completion: a server fault, retried like a 5xx.
+            raise lm15.ServerError(f"malformed chat completion from {self.base_url}: {data[:120]!r}",
+                                   provider="openai_compatible", status=status) from exc
+        return _response(text, str(answer.get("model") or self.model), int(usage.get("prompt_tokens") or 0),
+                         int(usage.get("completion_tokens") or 0),
+                         "length" if choice.get("finish_reason") == "length" else "stop")
+
+
+
+class OpenAICompatibleEngine(_Wire):
+    """``POST {base_url}/chat/completions`` for ``dspy.LM(..., engine=...)``; thread-safe, for threaded callers."""
+
+    def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
+        super().__init__(base_url, model, **kwargs)
+        timeout = urllib3.Timeout(connect=min(10.0, self.timeout_s), read=self.timeout_s)
+        # One keep-alive pool, as many connections as calls in flight; retries are DSPy's, so none here.
+        manager: Any = (urllib3.ProxyManager(self.proxy, maxsize=self.concurrency, block=False, retries=False,
+                                             timeout=timeout) if self.proxy else None)
+        self._pool = (manager.connection_from_url(self.base_url) if manager else
+                      urllib3.connection_from_url(self.base_url, maxsize=self.concurrency, block=False,
+                                                  retries=False, timeout=timeout))
+        self._target = self.url if manager else self._path
+
+    def complete(self, request: Any) -> Any:
+        try:
+            resp = self._pool.urlopen("POST", self._target, body=json.dumps(self.body(request)).encode(),
+                                      headers=self._headers, retries=False, preload_content=True)
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            raise self._timeout(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unreachable(exc) from exc
+        return self._answer(resp.status, resp.headers.get("Retry-After"), resp.data)
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class AsyncOpenAICompatibleEngine(_Wire):
+    """The same, ``async``, over ``aiohttp``: for ``dspy.LM(..., async_engine=...)`` and ``Caller.map``'s
+    event loop, where 64 calls in flight cost no threads. A session belongs to one event loop, so there is one
+    per loop; ``aclose()`` closes the current loop's."""
+
+    def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
+        super().__init__(base_url, model, **kwargs)
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _session(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=min(10.0, self.timeout_s))
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency),
+                                            headers=self._headers, timeout=timeout)
+            self._sessions[loop] = session
+        return session
+
+    async def complete(self, request: Any) -> Any:
+        import aiohttp
+
+        try:
+            async with self._session().post(self.url, data=json.dumps(self.body(request)).encode(),
+                                            proxy=self.proxy) as resp:
+                data = await resp.read()
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise self._timeout(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._unreachable(exc) from exc
+        return self._answer(resp.status, resp.headers.get("Retry-After"), data)
+
+    async def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        for event in response_to_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        """Close this event loop's session (``Caller.map`` calls it before its loop ends)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        session = self._sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
