@@ -91,12 +91,12 @@ class _Wire:
                  timeout_s: float = 60.0, concurrency: int = 16) -> None:
         if structured_output not in STRUCTURED_OUTPUT:
             raise ConfigError(format_error("models.*.structured_output", expected=" or ".join(STRUCTURED_OUTPUT),
-                                           got=repr(structured_output), where="conf/model/openai_compatible.yaml",
+                                           got=structured_output, where="conf/model/openai_compatible.yaml",
                                            fix="json_schema for vLLM/OpenAI, json_object for llama.cpp/Ollama"))
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(format_error("models.*.base_url", expected="an http(s) URL like http://host:8000/v1",
-                                           got=repr(base_url), where="conf/model/openai_compatible.yaml",
+                                           got=base_url, where="conf/model/openai_compatible.yaml",
                                            fix="set models.generator.base_url=http://host:port/v1"))
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"

@@ -1,7 +1,7 @@
 """The pipeline against a flaky server: 20% of requests get 429, 500, a timeout or malformed JSON.
 
 The run must complete with every row present (a value or a recorded failure), and retries must stay
-bounded by ``num_retries``. The stub decides faults by the request body and its attempt number, so the
+bounded by ``num_retries``, with calls in flight on threads and on an event loop (``models.*.io``). The stub decides faults by the request body and its attempt number, so the
 run is deterministic and a retry of the same body can succeed.
 """
 
@@ -33,16 +33,19 @@ OVERRIDES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chaos_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chaos")
+@pytest.fixture(scope="module", params=["threads", "asyncio"])
+def chaos_run(request, tmp_path_factory):
+    # Both ways calls can be in flight (models.*.io): the thread pool and the event loop with aiohttp.
+    io = request.param
+    root = tmp_path_factory.mktemp(f"chaos-{io}")
     # Held answers outlast the client's timeout by a margin that survives a loaded machine.
     with StubServer(chaos_rate=CHAOS_RATE, hang_s=CLIENT_TIMEOUT_S + 3) as server, \
             pytest.MonkeyPatch.context() as mp:
         mp.setenv("PERSONA_GEN_BASE_URL", server.base_url)
         mp.setenv("PERSONA_GEN_MODEL", "stub-model")
         mp.setenv("PERSONA_GEN_API_KEY", "sk-chaos")
-        cfg = compose_run(root / "run", root / "cache", OVERRIDES)
+        cfg = compose_run(root / "run", root / "cache", [*OVERRIDES, f"models.generator.io={io}",
+                                                          f"models.judge.io={io}"])
         result = run(cfg)
         yield cfg, result, server.snapshot()
 

@@ -88,6 +88,18 @@ def test_pipeline_same_seed_same_hash_and_warm_cache_makes_no_call(first_run):
         assert (again.dataset_dir / rel).read_bytes() == (result.dataset_dir / rel).read_bytes()
 
 
+def test_pipeline_asyncio_io_makes_the_same_bytes_cold(first_run):
+    # The event loop (models.*.io=asyncio) and the thread pool are two ways of waiting, not of answering: a cold
+    # run (own cache) on the event loop makes the very dataset the threaded run made.
+    root, result = first_run
+    aio = run(compose_run(root / "run_aio", root / "cache_aio", [*FAKE, "models.generator.io=asyncio",
+                                                                 "models.judge.io=asyncio"]))
+    assert aio.lm_calls == result.lm_calls > 0
+    assert aio.content_hash == result.content_hash
+    for rel in ("data/feedback/train-00000-of-00001.parquet", "data/judgments/train-00000-of-00001.parquet"):
+        assert (aio.dataset_dir / rel).read_bytes() == (result.dataset_dir / rel).read_bytes()
+
+
 def test_pipeline_other_seed_other_hash(first_run):
     root, result = first_run
     other = run(compose_run(root / "run3", root / "cache", [*FAKE, "seed=7"]))

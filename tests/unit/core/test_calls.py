@@ -68,3 +68,90 @@ def test_build_lm_rejects_unknown_kind():
     with pytest.raises(ConfigError, match=r"models\.generator\.kind"):
         build_lm(OmegaConf.create({"kind": "gpt9", "name": "x", "temperature": 0.0, "max_tokens": 1,
                                    "concurrency": 1}))
+
+
+def _io_client(io, concurrency=8):
+    return build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
+                                      "concurrency": concurrency, "io": io}))
+
+
+def test_asyncio_io_gives_the_same_results_as_threads(tmp_path):
+    threads = Caller(_io_client("threads"), CallCache(tmp_path / "t"), progress=False)
+    loop = Caller(_io_client("asyncio"), CallCache(tmp_path / "a"), progress=False)
+    module = dspy.Predict(JudgeInVoice)
+    assert not threads.uses_event_loop(module) and loop.uses_event_loop(module)
+    a = threads.map("judge", module, _inputs(24))
+    b = loop.map("judge", module, _inputs(24))
+    assert [r.outputs for r in a] == [r.outputs for r in b]
+    assert loop.client.engine.calls == 24
+    assert loop.stats["judge"].calls == 24
+
+
+def test_asyncio_io_reads_the_cache_and_records_failures(tmp_path):
+    client = _io_client("asyncio")
+    client.engine.fail_when = lambda prompt: "age: 2" in prompt
+    caller = Caller(client, CallCache(tmp_path), progress=False)
+    first = caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(6))
+    assert [r.ok for r in first] == [True, True, False, True, True, True]
+    assert first[2].failure.kind == "parse" and "not json" in first[2].failure.raw
+    second = caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(6))
+    assert client.engine.calls == 6  # the parse failure is an answer: cached with the rest
+    assert all(r.cached for r in second)
+    assert [r.outputs for r in first] == [r.outputs for r in second]
+
+
+def test_module_without_aforward_runs_on_threads_under_asyncio_io(tmp_path):
+    class SyncOnly(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.predict = dspy.Predict(JudgeInVoice)
+
+        def forward(self, **kwargs):
+            return self.predict(**kwargs)
+
+    caller = Caller(_io_client("asyncio"), CallCache(tmp_path), progress=False)
+    assert not caller.uses_event_loop(SyncOnly())
+    results = caller.map("judge", SyncOnly(), _inputs(5))
+    assert all(r.ok for r in results)
+
+
+def test_no_event_loop_inside_a_running_loop(tmp_path):
+    import asyncio
+
+    caller = Caller(_io_client("asyncio"), CallCache(tmp_path), progress=False)
+
+    async def inside():
+        return caller.uses_event_loop(dspy.Predict(JudgeInVoice))
+
+    assert asyncio.run(inside()) is False
+
+
+@pytest.mark.parametrize("io", ["threads", "asyncio"])
+def test_cache_is_read_and_written_on_the_calling_thread_only(tmp_path, io):
+    import threading
+
+    seen = set()
+
+    class Recording(CallCache):
+        def get(self, key):
+            seen.add(threading.get_ident())
+            return super().get(key)
+
+        def set(self, key, value):
+            seen.add(threading.get_ident())
+            super().set(key, value)
+
+    caller = Caller(_io_client(io), Recording(tmp_path), progress=False)
+    results = caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(20))
+    assert all(r.ok for r in results)
+    assert seen == {threading.get_ident()}
+
+
+def test_config_rejects_an_unknown_io_mode(tmp_path):
+    from persona_gen.core.config import validate
+    from persona_gen.core.errors import ConfigError
+    from tests.helpers import compose_run
+
+    validate(compose_run(tmp_path / "out", tmp_path / "cache", ["models.judge.io=asyncio"]))
+    with pytest.raises(ConfigError, match=r"models\.judge\.io"):
+        validate(compose_run(tmp_path / "out", tmp_path / "cache", ["models.judge.io=processes"]))
