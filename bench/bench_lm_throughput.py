@@ -124,10 +124,10 @@ async def _raw_httpx(base_url: str, messages: list[list[dict[str, str]]], concur
     import httpx
 
     sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     ok = 0
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60,
-                                 headers={"Authorization": "Bearer x"}) as client:
+    # httpx's default pool limits, as a user writes it: measured here, 64 keep-alive connections
+    # (Limits(max_connections=64, max_keepalive_connections=64)) make httpx ~4x slower (~5 ms of CPU per call).
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, headers={"Authorization": "Bearer x"}) as client:
         async def one(i: int, msgs: list[dict[str, str]]) -> None:
             nonlocal ok
             async with sem:

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 # (script, arguments for --quick). The census benchmark is another engineer's; it runs when present.
 BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
-    ("bench_lm_throughput.py", ["--calls", "200", "--latency-calls", "256", "--profile-calls", "50"]),
+    ("bench_lm_throughput.py", ["--calls", "200", "--latency-calls", "256", "--profile-calls", "50", "--repeats", "1"]),
     ("bench_embedded.py", ["--repeats", "2"]),
     ("bench_census.py", ["--size", "100000", "--baseline-size", "5000", "--repeats", "1"]),
     ("bench_paper_scale.py", ["--personas", "40"]),

@@ -243,10 +243,14 @@ class Caller:
                 for i in todo:
                     done(i, self._run(stage, module, inputs[i], keys[i]))
             else:
-                with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(todo))) as pool:
+                pool = ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(todo)))
+                try:
                     futures = {pool.submit(self._run, stage, module, inputs[i], keys[i]): i for i in todo}
                     for future in as_completed(futures):
                         done(futures[future], future.result())
+                finally:
+                    # On Ctrl-C, drop the queued calls instead of running them all before stopping.
+                    pool.shutdown(wait=True, cancel_futures=True)
         finally:
             bar.close()
             for result in results:
