@@ -102,6 +102,9 @@ class Caller:
         self._stats_lock = threading.Lock()
         # One adapter for all calls: it keeps each signature's system message and response format.
         self.adapter = JSONAdapter()
+        # Calls run with DSPy's history off: DSPy would keep the last 10,000 prompts and answers twice (globally
+        # and per LM), which costs memory and, through the garbage collector, CPU on every later call. The
+        # record of a call is its row, its cache entry, or its Failure with the raw answer.
 
     def _stage_stats(self, stage: str) -> CallStats:
         with self._stats_lock:
@@ -134,7 +137,7 @@ class Caller:
         import dspy
 
         try:
-            with dspy.context(lm=self.client.lm, adapter=self.adapter):
+            with dspy.context(lm=self.client.lm, adapter=self.adapter, disable_history=True):
                 pred = module(**inputs, config={"seed": _sample_seed(key)})
             return CallResult({k: _plain(v) for k, v in pred.items()})
         except Exception as exc:
@@ -145,7 +148,7 @@ class Caller:
         import dspy
 
         try:
-            with dspy.context(lm=self.client.lm, adapter=self.adapter):
+            with dspy.context(lm=self.client.lm, adapter=self.adapter, disable_history=True):
                 pred = await module.acall(**inputs, config={"seed": _sample_seed(key)})
             return CallResult({k: _plain(v) for k, v in pred.items()})
         except Exception as exc:

@@ -155,3 +155,17 @@ def test_config_rejects_an_unknown_io_mode(tmp_path):
     validate(compose_run(tmp_path / "out", tmp_path / "cache", ["models.judge.io=asyncio"]))
     with pytest.raises(ConfigError, match=r"models\.judge\.io"):
         validate(compose_run(tmp_path / "out", tmp_path / "cache", ["models.judge.io=processes"]))
+
+
+@pytest.mark.parametrize("io", ["threads", "asyncio"])
+def test_calls_leave_no_dspy_history(tmp_path, io):
+    # DSPy would keep 10,000 prompts and answers (globally and per LM): memory and GC time at scale.
+    from dspy.clients.base_lm import GLOBAL_HISTORY
+
+    before = len(GLOBAL_HISTORY)
+    client = _io_client(io)
+    results = Caller(client, CallCache(tmp_path), progress=False).map("judge", dspy.Predict(JudgeInVoice),
+                                                                     _inputs(10))
+    assert all(r.ok for r in results) and client.engine.calls == 10
+    assert len(GLOBAL_HISTORY) == before
+    assert client.lm.history == []
