@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
+import queue
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,16 +179,16 @@ class Caller:
         return False
 
     async def _amap(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], keys: list[str],
-                    todo: list[int], done: Any) -> None:
-        # ``concurrency`` workers draw from one queue of indices: no semaphore, one task per worker.
-        pending = iter(todo)
+                    misses: Iterator[int], done: Callable[[int, CallResult], None]) -> None:
+        # ``concurrency`` workers draw cache misses from one iterator (its cache reads run on this loop's thread,
+        # between awaits): no semaphore, one task per worker.
+        workers = self.client.concurrency
         # DSPy prepares each request and prices each answer in ``asyncio.to_thread``: with the default executor
         # (min(32, cores + 4) threads) those hops queue behind each other at high concurrency.
-        workers = min(self.client.concurrency, len(todo))
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
 
         async def worker() -> None:
-            for i in pending:
+            for i in misses:
                 done(i, await self._arun(stage, module, inputs[i], keys[i]))
 
         try:
@@ -195,6 +197,34 @@ class Caller:
             aclose = getattr(self.client.async_engine, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def _threaded(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], keys: list[str],
+                  misses: Iterator[int], done: Callable[[int, CallResult], None]) -> None:
+        # Exactly ``concurrency`` calls in flight: each answer that comes back is stored, then the next miss is
+        # looked up and sent. Finished calls reach this thread through a queue, in the order they finish.
+        finished: queue.SimpleQueue[tuple[int, Future[CallResult]]] = queue.SimpleQueue()
+        pool = ThreadPoolExecutor(max_workers=self.client.concurrency)
+        in_flight = 0
+
+        def send(i: int) -> None:
+            nonlocal in_flight
+            future = pool.submit(self._run, stage, module, inputs[i], keys[i])
+            future.add_done_callback(lambda f, i=i: finished.put((i, f)))
+            in_flight += 1
+
+        try:
+            for i in itertools.islice(misses, self.client.concurrency):
+                send(i)
+            while in_flight:
+                i, future = finished.get()
+                in_flight -= 1
+                done(i, future.result())
+                nxt = next(misses, None)
+                if nxt is not None:
+                    send(nxt)
+        finally:
+            # On Ctrl-C, drop what is queued instead of running it before stopping.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _store(self, key: str, result: CallResult) -> None:
         # Failures are cached too only when they are answers (parse); transport errors are retried next run.
@@ -217,18 +247,26 @@ class Caller:
         """Results in input order; at most ``client.concurrency`` calls in flight.
 
         The cache is read and written on the calling thread (one SQLite user, no lock contention between
-        workers); only LM calls run concurrently: on a thread pool, or on an event loop with
-        ``models.<role>.io=asyncio`` (``uses_event_loop``). Each answer is stored as soon as it arrives, so a
-        killed run loses at most the calls in flight.
+        workers), interleaved with the calls: the first call goes out after the first cache miss, not after
+        every input has been looked up. Only LM calls run concurrently: on a thread pool, or on an event loop
+        with ``models.<role>.io=asyncio`` (``uses_event_loop``). Each answer is stored as soon as it arrives,
+        so a killed run loses at most the calls in flight.
         """
         identity = self.module_identity(module)
-        keys = [self.key_for(stage, module, item, sample_index, identity) for item in inputs]
-        results: list[CallResult | None] = [self._cached(stage, key) for key in keys]
-        todo = [i for i, r in enumerate(results) if r is None]
-        stats = self._stage_stats(stage)
-        bar = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc=desc or stage, leave=False,
-                   disable=not self.progress or not inputs, unit="call")
+        keys: list[str] = [""] * len(inputs)
+        results: list[CallResult | None] = [None] * len(inputs)
+        bar = tqdm(total=len(inputs), desc=desc or stage, leave=False, disable=not self.progress or not inputs,
+                   unit="call")
         failed = 0
+
+        def misses() -> Iterator[int]:
+            for i, item in enumerate(inputs):
+                keys[i] = self.key_for(stage, module, item, sample_index, identity)
+                results[i] = self._cached(stage, keys[i])
+                if results[i] is None:
+                    yield i
+                else:
+                    bar.update(1)
 
         def done(i: int, result: CallResult) -> None:
             nonlocal failed
@@ -239,24 +277,22 @@ class Caller:
                 bar.set_postfix(failures=failed, refresh=False)
             bar.update(1)
 
+        todo = misses()
         try:
-            if todo and self.uses_event_loop(module):
-                asyncio.run(self._amap(stage, module, inputs, keys, todo, done))
-            elif self.client.concurrency <= 1 or len(todo) <= 1:
+            if self.client.concurrency <= 1 or len(inputs) <= 1:
                 for i in todo:
                     done(i, self._run(stage, module, inputs[i], keys[i]))
+            elif self.uses_event_loop(module):
+                asyncio.run(self._amap(stage, module, inputs, keys, todo, done))
             else:
-                pool = ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(todo)))
-                try:
-                    futures = {pool.submit(self._run, stage, module, inputs[i], keys[i]): i for i in todo}
-                    for future in as_completed(futures):
-                        done(futures[future], future.result())
-                finally:
-                    # On Ctrl-C, drop the queued calls instead of running them all before stopping.
-                    pool.shutdown(wait=True, cancel_futures=True)
+                self._threaded(stage, module, inputs, keys, todo, done)
         finally:
             bar.close()
+            stats = self._stage_stats(stage)
             for result in results:
                 if result is not None:
                     stats.add(result)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # cannot happen unless a path above lost a call; never hand back a short list
+            raise RuntimeError(f"Caller.map lost {len(missing)} of {len(inputs)} results in stage {stage!r}")
         return [r for r in results if r is not None]
