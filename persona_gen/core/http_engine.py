@@ -195,6 +195,8 @@ class OpenAICompatibleEngine(_Wire):
         try:
             resp = self._pool.urlopen("POST", self._target, body=json.dumps(self.body(request)).encode(),
                                       headers=self._headers, retries=False, preload_content=True)
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, no route: urllib3 files it under timeouts
+            raise self._unreachable(exc) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             raise self._timeout(exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -1,8 +1,9 @@
 """The pipeline against a flaky server: 20% of requests get 429, 500, a timeout or malformed JSON.
 
 The run must complete with every row present (a value or a recorded failure), and retries must stay
-bounded by ``num_retries``, with calls in flight on threads and on an event loop (``models.*.io``). The stub decides faults by the request body and its attempt number, so the
-run is deterministic and a retry of the same body can succeed.
+bounded by ``num_retries``, with calls in flight on threads and on an event loop (``models.*.io``). The
+stub decides faults by the request body and its attempt number, so the run is deterministic and a retry of
+the same body can succeed.
 """
 
 from __future__ import annotations

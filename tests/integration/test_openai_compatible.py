@@ -99,3 +99,63 @@ def test_stub_reads_output_fields_from_a_json_adapter_prompt():
         "persona": "age: 30", "question": "q?", "first_answer": "a", "second_answer": "b"})
     schema = output_schema_from_prompt("\n".join(m["content"] for m in messages))
     assert schema["properties"] == {"preferred": {"enum": ["first", "second", "tie"]}}
+
+
+def _engine_call(engine_cls, base_url: str, **kwargs):
+    """One call through an engine (sync or async): its Response, or the exception it raised."""
+    import asyncio
+
+    from dspy.lm15 import Message, Request
+
+    request = Request(model="stub-model", messages=(Message.user("Say hi."),))
+    engine = engine_cls(base_url, "stub-model", **kwargs)
+    try:
+        if engine_cls.__name__.startswith("Async"):
+            async def go():
+                try:
+                    return await engine.complete(request)
+                finally:
+                    await engine.aclose()
+
+            return asyncio.run(go())
+        return engine.complete(request)
+    except Exception as exc:  # the test looks at which one
+        return exc
+
+
+ENGINES = ["OpenAICompatibleEngine", "AsyncOpenAICompatibleEngine"]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_answers_and_sends_the_key_only_in_its_header(stub_server, name):
+    from persona_gen.core import http_engine
+
+    server = stub_server(model="stub-model")
+    answer = _engine_call(getattr(http_engine, name), server.base_url, api_key="sk-engine-test")
+    assert not isinstance(answer, Exception), answer
+    assert answer.finish_reason == "stop" and answer.usage.input_tokens > 0
+    assert server.authorization["Bearer sk-engine-test"] == 1
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_errors_over_the_wire(stub_server, name):
+    # What DSPy retries (rate limit, server error, timeout, unreachable) arrives as the matching dspy.lm15 error.
+    import socket
+
+    from dspy import lm15
+
+    from persona_gen.core import http_engine
+
+    cls = getattr(http_engine, name)
+    rate = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("429",)).base_url)
+    assert isinstance(rate, lm15.RateLimitError) and rate.retry_after == 0.0
+    boom = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("500",)).base_url)
+    assert isinstance(boom, lm15.ServerError) and boom.status == 500
+    held = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("timeout",), hang_s=3).base_url, timeout_s=0.5)
+    assert isinstance(held, lm15.TimeoutError), held
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    refused = _engine_call(cls, f"http://127.0.0.1:{port}/v1")
+    assert isinstance(refused, lm15.TransportError) and "cannot reach" in str(refused), refused
