@@ -223,7 +223,7 @@ class Caller:
                 if nxt is not None:
                     send(nxt)
         finally:
-            # On Ctrl-C, drop what is queued instead of running it before stopping.
+            # On Ctrl-C (or an error here) wait for the calls in flight only; nothing else was sent.
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _store(self, key: str, result: CallResult) -> None:

@@ -23,6 +23,7 @@ __all__ = [
 
 MODEL_KINDS = ("smollm2", "openai_compatible", "fake")
 IO_MODES = ("threads", "asyncio")
+STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
 
 
 @dataclass
@@ -139,6 +140,6 @@ def validate(cfg: DictConfig) -> None:
             raise _fail(f"models.{role}.temperature", ">= 0", m.temperature, "use 0 for greedy decoding")
         if m.kind == "openai_compatible" and not str(m.base_url or "").startswith(("http://", "https://")):
             raise _fail(f"models.{role}.base_url", "an http(s) URL", m.base_url, "set PERSONA_GEN_BASE_URL")
-        if m.kind == "openai_compatible" and m.structured_output not in ("json_schema", "json_object", "text"):
-            raise _fail(f"models.{role}.structured_output", "one of json_schema, json_object, text",
+        if m.kind == "openai_compatible" and m.structured_output not in STRUCTURED_OUTPUT:
+            raise _fail(f"models.{role}.structured_output", f"one of {list(STRUCTURED_OUTPUT)}",
                         m.structured_output, "json_object for llama.cpp/Ollama, json_schema for vLLM/OpenAI")

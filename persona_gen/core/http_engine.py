@@ -27,12 +27,10 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from persona_gen.core.config import STRUCTURED_OUTPUT
 from persona_gen.core.errors import ConfigError, format_error
 
 __all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine"]
-
-STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
-
 
 def _error_message(raw: bytes) -> str:
     """The server's own words for an error: OpenAI's ``{"error": {"message": ...}}`` or the body's start."""
