@@ -26,6 +26,7 @@ import logging
 import os
 import sqlite3
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,13 @@ class CallCache:
                     self.corrupt += 1
                 log.warning("cache: could not store an entry in %s (%s); it will be recomputed next run",
                             self._cache.directory, exc)
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Group the gets and sets of one thread into one SQLite transaction (a no-op with the cache off).
+        Entries become visible to other processes when it ends; a crash inside loses only its own sets."""
+        if self._cache is None:
+            return nullcontext()
+        return self._cache.transact()
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt}

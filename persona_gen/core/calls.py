@@ -216,12 +216,21 @@ class Caller:
             for i in itertools.islice(misses, self.client.concurrency):
                 send(i)
             while in_flight:
-                i, future = finished.get()
-                in_flight -= 1
-                done(i, future.result())
-                nxt = next(misses, None)
-                if nxt is not None:
-                    send(nxt)
+                # Everything that finished since the last turn is stored in one cache transaction and replaced
+                # by as many new calls: this thread takes the GIL back once per batch, not once per SQLite
+                # statement (each releases it, and 64 busy workers make every re-take wait).
+                batch = [finished.get()]
+                while True:
+                    try:
+                        batch.append(finished.get_nowait())
+                    except queue.Empty:
+                        break
+                in_flight -= len(batch)
+                with self.cache.transaction():
+                    for i, future in batch:
+                        done(i, future.result())
+                    for nxt in itertools.islice(misses, len(batch)):
+                        send(nxt)
         finally:
             # On Ctrl-C (or an error here) wait for the calls in flight only; nothing else was sent.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -249,8 +258,9 @@ class Caller:
         The cache is read and written on the calling thread (one SQLite user, no lock contention between
         workers), interleaved with the calls: the first call goes out after the first cache miss, not after
         every input has been looked up. Only LM calls run concurrently: on a thread pool, or on an event loop
-        with ``models.<role>.io=asyncio`` (``uses_event_loop``). Each answer is stored as soon as it arrives,
-        so a killed run loses at most the calls in flight.
+        with ``models.<role>.io=asyncio`` (``uses_event_loop``). Answers are stored as they arrive (on threads,
+        each batch that finished together in one transaction), so a killed run loses at most the calls in
+        flight and the batch being stored.
         """
         identity = self.module_identity(module)
         keys: list[str] = [""] * len(inputs)

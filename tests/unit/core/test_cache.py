@@ -49,3 +49,23 @@ def test_call_cache_disabled_never_hits(tmp_path):
     cache = CallCache(tmp_path, enabled=False)
     cache.set("k", {"outputs": {}, "failure": None})
     assert cache.get("k") is None
+
+
+def test_transaction_commits_together_and_rolls_back_on_interrupt(tmp_path):
+    from persona_gen.core.cache import CallCache
+
+    cache = CallCache(tmp_path / "c")
+    entry = {"outputs": {"x": 1}, "failure": None}
+    with cache.transaction():
+        cache.set("a", entry)
+        cache.set("b", entry)
+    assert CallCache(tmp_path / "c").get("b") == entry  # another handle sees the committed entries
+    try:
+        with cache.transaction():
+            cache.set("c", entry)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert cache.get("c") is None  # an interrupted batch is recomputed next run, never half-written
+    with CallCache(None, enabled=False).transaction():
+        pass
