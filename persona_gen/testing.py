@@ -126,7 +126,7 @@ class FakeEngine:
 
 class AsyncFakeEngine:
     """The async twin of a ``FakeEngine`` (same answers, same call count), for ``dspy.LM(async_engine=...)``:
-    with it, ``Caller.map`` runs fake calls on its event loop, the path OpenAI-compatible servers take."""
+    with it and ``io=asyncio``, ``Caller.map`` runs fake calls on its event loop, as it does for servers."""
 
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
