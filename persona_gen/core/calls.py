@@ -127,7 +127,7 @@ class Caller:
         return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
                          sample_index=sample_index, program_hash=phash)
 
-    def _cached(self, stage: str, key: str) -> CallResult | None:
+    def _cached(self, key: str) -> CallResult | None:
         hit = self.cache.get(key)
         if hit is None:
             return None
@@ -241,16 +241,6 @@ class Caller:
             self.cache.set(key, {"outputs": result.outputs,
                                  "failure": result.failure.model_dump() if result.failure else None})
 
-    def call(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
-             identity: tuple[dict[str, Any], str] | None = None) -> CallResult:
-        key = self.key_for(stage, module, inputs, sample_index, identity)
-        result = self._cached(stage, key)
-        if result is None:
-            result = self._run(stage, module, inputs, key)
-            self._store(key, result)
-        self._stage_stats(stage).add(result)
-        return result
-
     def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], *, sample_index: int = 0,
             desc: str | None = None) -> list[CallResult]:
         """Results in input order; at most ``client.concurrency`` calls in flight.
@@ -272,7 +262,7 @@ class Caller:
         def misses() -> Iterator[int]:
             for i, item in enumerate(inputs):
                 keys[i] = self.key_for(stage, module, item, sample_index, identity)
-                results[i] = self._cached(stage, keys[i])
+                results[i] = self._cached(keys[i])
                 if results[i] is None:
                     yield i
                 else:

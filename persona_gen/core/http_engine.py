@@ -25,10 +25,13 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import urllib3
+from dspy import lm15
 
 from persona_gen.core.config import STRUCTURED_OUTPUT
 from persona_gen.core.errors import ConfigError, format_error
+from persona_gen.core.lm import _request_messages, _response, _schema_of
 
 __all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine"]
 
@@ -49,8 +52,6 @@ def _error_message(raw: bytes) -> str:
 
 def _http_error(status: int, message: str, retry_after: float | None) -> Exception:
     """The ``dspy.lm15`` error for an HTTP status; DSPy retries rate limits, timeouts and server errors."""
-    from dspy import lm15
-
     meta = {"provider": "openai_compatible", "status": status}
     if status in (401, 403):
         return lm15.AuthError(message, **meta)
@@ -120,8 +121,6 @@ class _Wire:
 
     def body(self, request: Any) -> dict[str, Any]:
         """The chat-completions request body for a DSPy ``Request``."""
-        from persona_gen.core.lm import _request_messages, _schema_of
-
         cfg = request.config
         body: dict[str, Any] = {"model": self.model, "messages": _request_messages(request)}
         for name in ("temperature", "max_tokens", "top_p", "seed"):
@@ -139,25 +138,16 @@ class _Wire:
                 body["response_format"] = {"type": "json_object"}
         return body
 
-    def _timeout(self, exc: BaseException) -> Exception:
-        from dspy import lm15
-
-        del exc  # chained by the caller's `raise ... from`
+    def _timeout(self) -> Exception:
         return lm15.TimeoutError(f"no answer from {self.base_url} within {self.timeout_s:g} s",
                                  provider="openai_compatible")
 
     def _unreachable(self, exc: BaseException) -> Exception:
-        from dspy import lm15
-
         return lm15.TransportError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
                                    provider="openai_compatible")
 
     def _answer(self, status: int, retry_after: str | None, data: bytes) -> Any:
         """A DSPy ``Response`` for an HTTP answer, or the ``dspy.lm15`` error DSPy retries or reports."""
-        from dspy import lm15
-
-        from persona_gen.core.lm import _response
-
         if status >= 400:
             raise _http_error(status, _error_message(data), _retry_after(retry_after))
         try:
@@ -196,15 +186,13 @@ class OpenAICompatibleEngine(_Wire):
         except urllib3.exceptions.NewConnectionError as exc:  # refused, no route: urllib3 files it under timeouts
             raise self._unreachable(exc) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            raise self._timeout(exc) from exc
+            raise self._timeout() from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(exc) from exc
         return self._answer(resp.status, resp.headers.get("Retry-After"), resp.data)
 
     def stream(self, request: Any) -> Any:
-        from dspy.lm15 import response_to_events
-
-        return response_to_events(self.complete(request))
+        return lm15.response_to_events(self.complete(request))
 
     def close(self) -> None:
         self._pool.close()
@@ -220,8 +208,6 @@ class AsyncOpenAICompatibleEngine(_Wire):
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _session(self) -> Any:
-        import aiohttp
-
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
@@ -232,22 +218,18 @@ class AsyncOpenAICompatibleEngine(_Wire):
         return session
 
     async def complete(self, request: Any) -> Any:
-        import aiohttp
-
         try:
             async with self._session().post(self.url, data=json.dumps(self.body(request)).encode(),
                                             proxy=self.proxy) as resp:
                 data = await resp.read()
         except (asyncio.TimeoutError, TimeoutError) as exc:
-            raise self._timeout(exc) from exc
+            raise self._timeout() from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise self._unreachable(exc) from exc
         return self._answer(resp.status, resp.headers.get("Retry-After"), data)
 
     async def stream(self, request: Any) -> Any:
-        from dspy.lm15 import response_to_events
-
-        for event in response_to_events(await self.complete(request)):
+        for event in lm15.response_to_events(await self.complete(request)):
             yield event
 
     async def aclose(self) -> None:
