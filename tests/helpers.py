@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from persona_gen.census.spec import package_data
 from persona_gen.core.config import register_configs
 
 register_configs()
@@ -27,3 +31,18 @@ def compose_run(out: Path, cache: Path, overrides: list[str] = ()) -> DictConfig
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def read_wyoming_csv() -> pd.DataFrame:
+    """The shipped Wyoming person file as text, to build broken copies from."""
+    with zipfile.ZipFile(package_data("csv_pwy.zip")) as archive, archive.open("psam_p56.csv") as handle:
+        return pd.read_csv(handle, dtype=str, keep_default_na=False)
+
+
+def write_zip(path: Path, frame: pd.DataFrame, member: str = "psam_p56.csv") -> Path:
+    """Write a frame as a Bureau-style zip holding one CSV member."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, buffer.getvalue())
+    return path

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import re
@@ -38,6 +37,7 @@ import yaml
 
 from persona_gen.census.spec import package_data
 from persona_gen.core.errors import PublishError
+from tests.helpers import read_wyoming_csv, write_zip
 
 pytestmark = pytest.mark.integration
 
@@ -109,16 +109,7 @@ def _assert_no_partial_output(root: Path, cwd: Path) -> None:
 @pytest.fixture(scope="module")
 def wyoming_csv() -> pd.DataFrame:
     """The shipped Wyoming person file as text, to build broken copies from."""
-    with zipfile.ZipFile(package_data("csv_pwy.zip")) as archive, archive.open("psam_p56.csv") as handle:
-        return pd.read_csv(handle, dtype=str, keep_default_na=False)
-
-
-def _write_zip(path: Path, frame: pd.DataFrame, member: str = "psam_p56.csv") -> Path:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(member, buffer.getvalue())
-    return path
+    return read_wyoming_csv()
 
 
 def _source_yaml(inputs: Path, files: list[Path], **changes: object) -> Path:
@@ -167,14 +158,14 @@ def _missing_census_file(ctx: Ctx) -> list[str]:
 
 
 def _census_missing_column(ctx: Ctx) -> list[str]:
-    path = _write_zip(ctx.inputs / "csv_pwy.zip", ctx.fixture("wyoming_csv").drop(columns=["DEAR"]))
+    path = write_zip(ctx.inputs / "csv_pwy.zip", ctx.fixture("wyoming_csv").drop(columns=["DEAR"]))
     return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
 
 
 def _census_code_not_in_dictionary(ctx: Ctx) -> list[str]:
     broken = ctx.fixture("wyoming_csv").copy()
     broken.loc[41, "SEX"] = "7"
-    path = _write_zip(ctx.inputs / "csv_pwy.zip", broken)
+    path = write_zip(ctx.inputs / "csv_pwy.zip", broken)
     return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,8 @@ import pytest
 
 from persona_gen.census import CensusSource, load_source
 from persona_gen.census.spec import package_data, read_config_file
+from tests.helpers import read_wyoming_csv
+from tests.helpers import write_zip as write_zip_file
 
 REPO = Path(__file__).resolve().parents[3]
 CONF = REPO / "conf" / "sampler"
@@ -56,22 +56,13 @@ def nist() -> CensusSource:
 @pytest.fixture(scope="session")
 def wyoming_csv() -> pd.DataFrame:
     """The shipped Wyoming person file as text, to build broken copies from."""
-    with zipfile.ZipFile(package_data("csv_pwy.zip")) as archive, archive.open("psam_p56.csv") as handle:
-        return pd.read_csv(handle, dtype=str, keep_default_na=False)
+    return read_wyoming_csv()
 
 
 def _source_config(files: list[Path]) -> dict[str, Any]:
     config = read_config_file(package_data("source.yaml"))
     config["files"] = [str(f) for f in files]
     return config
-
-
-def _write_zip(path: Path, frame: pd.DataFrame, member: str = "psam_p56.csv") -> Path:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(member, buffer.getvalue())
-    return path
 
 
 @pytest.fixture
@@ -83,7 +74,7 @@ def source_config() -> Callable[[list[Path]], dict[str, Any]]:
 @pytest.fixture
 def write_zip() -> Callable[..., Path]:
     """Write a frame as a Bureau-style zip: ``write_zip(path, frame)``."""
-    return _write_zip
+    return write_zip_file
 
 
 @pytest.fixture
