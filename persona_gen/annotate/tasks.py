@@ -108,7 +108,7 @@ def judge_items(items: list[LabeledItem], cfg: DictConfig) -> list[Judgment]:
     judges = None
     program = cfg.stage.judge.get("program_path")
     if program:
-        from persona_gen.optimize.program import load_judges
+        from persona_gen.judge.programs import load_judges
 
         judges = load_judges(program)
     cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))

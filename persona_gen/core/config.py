@@ -88,6 +88,7 @@ class RunConfig:
     bench: Any = None
     optimize: Any = None
     annotate: Any = None
+    pipeline: Any = None
 
 
 def register_configs() -> None:

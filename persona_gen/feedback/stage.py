@@ -41,6 +41,11 @@ class Assignment:
     question_type: str  # train | test
     seen: bool
 
+    @property
+    def feedback_id(self) -> str:
+        """The pair's id: the ``feedback_id`` of its feedback row and of its judgments."""
+        return stable_id("fb", self.persona_id, self.question.question_id, self.question_type, self.seen)
+
 
 def assign_questions(personas: Sequence[Persona], questions: Sequence[Question], *, train_rows: int, seen_rows: int,
                      unseen_rows: int, seed: int) -> list[Assignment]:

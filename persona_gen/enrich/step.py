@@ -1,0 +1,97 @@
+"""The enrich step: psychodemographics from sourced tables, LM-written idiosyncrasies, the consistency filter."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.records import PERSONA_KEYS, Persona
+from persona_gen.core.steps import Step, StepContext
+
+__all__ = ["EnrichStep", "personas_frame", "rejections_frame"]
+
+
+class EnrichStep(Step):
+    """Enrich: Big Five, ideology, political views, religion from tables; LM idiosyncrasies; LM consistency check."""
+
+    default_scope = "run"
+    needs_role = True
+    outputs = ("personas", "rejections")
+    what = ("psychodemographics from sourced survey tables; LM-written job detail, quirks, mannerisms, personal "
+            "time, lifestyle; rule pre-check + LM consistency check, inconsistent candidates replaced")
+
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("candidates",)
+
+    def check(self) -> None:
+        from persona_gen.enrich.stage import _check_cfg
+
+        if self.scope != "run":
+            raise self.error("scope", "run", self.scope, "personas are enriched once per run")
+        _check_cfg(self.settings)
+
+    def stats_keys(self) -> tuple[str, ...]:
+        return ("enrich", "consistency") if self.settings.get("consistency_check", True) else ("enrich",)
+
+    def signatures(self) -> list[type]:
+        from persona_gen.signatures import CheckPersonaConsistency, WritePersonaDetails
+
+        return [WritePersonaDetails, *([CheckPersonaConsistency] if self.settings.get("consistency_check", True)
+                                       else [])]
+
+    def credits(self) -> list[tuple[str, str]]:
+        return [("SAPA Big Five items (R package psychTools), derived tables only", "GPL-2 | GPL-3"),
+                ("ANES 1996 (statsmodels datasets), derived tables only", "public domain"),
+                ("GSS 2000-2014 (R package forcats, gss_cat), derived tables only", "MIT"),
+                ("Pew Religious Landscape Study 2007 (R package tidyr, relig_income), derived tables only", "MIT")]
+
+    def run_once(self, ctx: StepContext, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        from persona_gen.enrich.stage import run_enrich
+
+        want = int(self.cfg.scale.num_personas)
+        caller = ctx.runtime.caller(self.role, stats=ctx.stats)
+        enriched = run_enrich(inputs["candidates"], num_personas=want, cfg=self.settings, caller=caller,
+                              seed=self.seed())
+        if len(enriched.personas) < want:
+            # An unreachable server shows up here as rejections: name it, not only "use a stronger model".
+            lm_failure = next((r.message for r in enriched.rejections if r.reason == "lm_failure"), None)
+            raise PersonaGenError(format_error(
+                "consistent personas", expected=f"{want}", got=len(enriched.personas),
+                where=f"{enriched.candidates_used} census candidates, {len(enriched.rejections)} rejected: "
+                      f"{dict(sorted(Counter(r.reason for r in enriched.rejections).items()))}"
+                      + (f", first LM failure: {lm_failure[:200]}" if lm_failure else ""),
+                fix=f"raise pipeline.steps.census.candidate_factor or use a stronger model; on LM failures check "
+                    f"models.{self.role} (server up, base_url, api_key_env)"))
+        return {"personas": enriched.personas, "rejections": enriched}
+
+    def info(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        enriched = outputs["rejections"]
+        reasons = Counter(r.reason for r in enriched.rejections)
+        return {"enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
+                           "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"}}
+
+    def frame(self, output: str, value: Any) -> pd.DataFrame:
+        return personas_frame(value) if output == "personas" else rejections_frame(value)
+
+
+def personas_frame(personas: list[Persona]) -> pd.DataFrame:
+    rows = []
+    for p in personas:
+        rows.append({"persona_id": p.persona_id, "source_record_id": p.source_record_id, "persona": p.render(),
+                     **{k: p.attributes.get(k, "") for k in PERSONA_KEYS},
+                     "provenance": json.dumps(p.provenance, sort_keys=True),
+                     "failures": json.dumps([f.model_dump() for f in p.failures], sort_keys=True)})
+    return pd.DataFrame(rows)
+
+
+def rejections_frame(enriched: Any) -> pd.DataFrame:
+    frame = pd.DataFrame([r.__dict__ for r in enriched.rejections],
+                         columns=["persona_id", "source_record_id", "reason", "offending_fields", "message", "raw",
+                                  "failure_kind"])
+    frame["offending_fields"] = frame["offending_fields"].map(list)
+    return frame

@@ -1,0 +1,127 @@
+"""Steps of Direct Principle Feedback around the LM calls: pairing, the revision length check, extra candidates.
+
+The three LM calls (answer, critique, revision) are plain ``LMStep`` declarations in ``conf/pipeline/persona.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from persona_gen.core.records import Failure
+from persona_gen.core.steps import Row, RowResult, Step, StepContext
+
+__all__ = ["AssignStep", "CandidatesStep", "LengthCheck"]
+
+
+class AssignStep(Step):
+    """Pairing: each persona gets train + seen-test questions from the train split and unseen-test ones held out."""
+
+    default_scope = "run"
+    outputs = ("pairs",)
+    what = "persona-question pairs: train and seen-test questions from the train split, unseen-test from held out"
+
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("personas", "questions")
+
+    def check(self) -> None:
+        if self.scope != "run":
+            raise self.error("scope", "run", self.scope, "pairs are drawn once per run")
+
+    def run_once(self, ctx: StepContext, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        from persona_gen.feedback.stage import assign_questions
+
+        scale = self.settings
+        return {"pairs": assign_questions(
+            inputs["personas"], inputs["questions"], train_rows=int(scale.train_rows_per_persona),
+            seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
+            seed=self.seed())}
+
+
+def _words(text: str) -> int:
+    return len(str(text).split())
+
+
+class LengthCheck(Step):
+    """The revision is no longer than ``max_ratio`` x the original (DPF's length control); a longer one is kept and
+    recorded as a failure of kind ``length``."""
+
+    default_scope = "pair"
+    extra_keys = ("max_ratio", "failure_stage")
+    what = "revision no longer than the original (longer ones kept, recorded as failures)"
+
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("original", "revision")
+
+    def check(self) -> None:
+        try:
+            ratio = float(self.spec.get("max_ratio", 1.0))
+        except (TypeError, ValueError):
+            ratio = -1.0
+        if ratio <= 0:
+            raise self.error("max_ratio", "a number > 0", self.spec.get("max_ratio"), "e.g. max_ratio: 1.0")
+
+    def run_rows(self, ctx: StepContext, rows: Sequence[Row]) -> dict[str, RowResult]:
+        ratio = float(self.spec.get("max_ratio", 1.0))
+        stage = str(self.spec.get("failure_stage") or self.name)
+        out = {}
+        for row in rows:
+            orig, revision = str(row.inputs["original"]), str(row.inputs["revision"])
+            if revision and orig and _words(revision) > ratio * _words(orig):
+                out[row.key] = RowResult(None, Failure(
+                    stage=stage, kind="length",
+                    message=f"revision has {_words(revision)} words, original {_words(orig)}; limit is {ratio}x"))
+            else:
+                out[row.key] = RowResult({})
+        return out
+
+
+class CandidatesStep(Step):
+    """Extra candidate generators: each answers every question used in the run, without a persona."""
+
+    default_scope = "run"
+    needs_role = False
+    outputs = ("candidates",)
+    what = "answers of the extra candidate generators to every question used (no persona)"
+
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("pairs",)
+
+    def _configs(self) -> list[tuple[str, Any]]:
+        from persona_gen.feedback.stage import candidate_model_configs
+
+        return candidate_model_configs(self.settings, self.cfg.models)
+
+    def check(self) -> None:
+        self._configs()
+
+    def stats_keys(self) -> tuple[str, ...]:
+        return tuple(f"candidate_{name}" for name, _ in self._configs())
+
+    def signatures(self) -> list[type]:
+        from persona_gen.signatures import AnswerQuestion
+
+        return [AnswerQuestion] if self._configs() else []
+
+    def run_once(self, ctx: StepContext, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        from persona_gen.feedback.stage import run_candidates
+
+        configs = self._configs()
+        clients = [(name, ctx.runtime.client(f"candidate:{name}", mcfg)) for name, mcfg in configs]
+        responses = run_candidates([a.question for a in inputs["pairs"]], clients, cache=ctx.runtime.cache,
+                                   stats=ctx.stats)
+        return {"candidates": responses if configs else None}
+
+    def frame(self, output: str, value: Any) -> pd.DataFrame | None:
+        if value is None:
+            return None
+        import json
+
+        rows = []
+        for r in value:
+            d = r.model_dump(mode="json")
+            d["failure"] = json.dumps(d["failure"], sort_keys=True, ensure_ascii=False)
+            rows.append(d)
+        return pd.DataFrame(rows)

@@ -1,0 +1,570 @@
+"""``run(cfg)``: the declared steps of ``cfg.pipeline``, from census to a Hub-ready folder.
+
+The step graph is built and checked whole (``Pipeline.from_config``) before any file is read or any LM is called.
+Run-scope and question-scope steps run once (every shard runs them, through the cache); persona- and pair-scope
+steps run per chunk of personas, whose finished parts make resume and sharding work. Each step's seed derives
+from its name; every LM call goes through the one cache, so an interrupted run resumes where it stopped and a warm
+rerun makes no LM call.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from persona_gen.core.cache import canonical_json
+from persona_gen.core.calls import CallStats
+from persona_gen.core.config import validate
+from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.lm import build_lm, signature_hash
+from persona_gen.core.records import Persona
+from persona_gen.core.runtime import Runtime
+from persona_gen.core.steps import ENTITIES, Ref, Row, RowResult, Step, StepContext
+from persona_gen.pipeline.graph import Pipeline, TableSpec
+
+__all__ = ["RunResult", "ShardResult", "check", "config_hash", "merge", "parts_dir_for", "publish_parts", "run",
+           "run_key"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    dataset_dir: Path
+    card_path: Path
+    manifest_path: Path
+    plots: list[Path]
+    content_hash: str
+    lm_calls: int
+    manifest: dict[str, Any]
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"dataset:  {self.dataset_dir}", f"card:     {self.card_path}"]
+        lines += [f"plot:     {p}" for p in self.plots]
+        lines += [f"manifest: {self.manifest_path}", f"content hash: {self.content_hash}  (LM calls: {self.lm_calls})"]
+        return lines
+
+
+# Keys that do not change what a run makes: where files live, how it is split or published, other tasks.
+_NOT_CONTENT = ("paths", "shard", "publish", "task", "cache", "bench", "optimize", "annotate", "hydra")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of what determines the data; unresolved, so machine paths and env values do not enter it."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for key in _NOT_CONTENT:
+        plain.pop(key, None)
+    return hashlib.sha256(canonical_json(plain).encode()).hexdigest()[:16]
+
+
+def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
+    for stage, s in stats.items():
+        total = s.calls + s.cache_hits
+        if total and s.failures / total > limit:
+            raise PersonaGenError(format_error(
+                f"failure rate of stage {stage!r}", expected=f"<= max_failure_rate={limit}",
+                got=f"{s.failures}/{total}", where="LM answers (kept as recorded failures in the run dir)",
+                fix="use a stronger model, or raise max_failure_rate to publish anyway"))
+
+
+@dataclass
+class Prepared:
+    """What every shard computes in full (cached): the run steps' outputs and the question-scope results."""
+
+    cfg: DictConfig
+    pipeline: Pipeline
+    out_dir: Path
+    runtime: Runtime
+    outputs: dict[str, dict[str, Any]]
+    personas: list[Persona]
+    pairs: list[Any]
+    question_results: dict[str, dict[str, RowResult]]
+    global_info: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    plots: list[tuple[str, Path]]
+    pairs_of: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for a in self.pairs:
+            self.pairs_of.setdefault(a.persona_id, []).append(a)
+
+
+def _entity_value(ref: Ref, row: Row, runtime: Runtime) -> Any:
+    if ref.source == "model":
+        return runtime.client(ref.field).model_id
+    if ref.source == "persona":
+        p = row.persona
+        return {"id": p.persona_id, "text": p.render(), "summary": p.summary(),
+                "source_record_id": p.source_record_id}[ref.field]
+    if ref.source == "question":
+        q = row.question
+        return {"id": q.question_id, "text": q.text, "cluster": q.cluster, "source": q.source,
+                "split": q.split}[ref.field]
+    a = row.pair
+    return {"id": a.feedback_id, "question_type": a.question_type, "seen": a.seen}[ref.field]
+
+
+class _Results:
+    """Per-step results a row scope can read: run outputs, question results (global), persona/pair results (chunk)."""
+
+    def __init__(self, prep: Prepared, local: dict[str, dict[str, RowResult]]) -> None:
+        self.prep = prep
+        self.local = local
+
+    def result(self, step: Step, row: Row) -> RowResult | None:
+        key = {"question": row.question.question_id if row.question else None,
+               "persona": row.persona.persona_id if row.persona else None,
+               "pair": row.pair.feedback_id if row.pair else None}[step.scope]
+        table = self.prep.question_results.get(step.name) if step.scope == "question" else self.local.get(step.name)
+        return None if table is None else table.get(key)
+
+    def value(self, ref: Ref, row: Row) -> tuple[bool, Any]:
+        """(available, value) of a reference for a row; unavailable when the step failed or skipped the row."""
+        if ref.source in ENTITIES or ref.source == "model":
+            return True, _entity_value(ref, row, self.prep.runtime)
+        step = self.prep.pipeline.steps[ref.source]
+        if step.scope == "run":
+            return True, self.prep.outputs[step.name][ref.field]
+        res = self.result(step, row)
+        if res is None or not res.ok:
+            return False, None
+        return True, res.outputs.get(ref.field)
+
+
+def _run_row_step(step: Step, rows: list[Row], results: _Results, ctx: StepContext) -> dict[str, RowResult]:
+    """Resolve each row's inputs and run the step on the rows whose inputs all exist."""
+    if step.max_rows_per_persona is not None:
+        seen: Counter[str] = Counter()
+        kept = []
+        for row in rows:
+            if seen[row.persona.persona_id] < step.max_rows_per_persona:
+                seen[row.persona.persona_id] += 1
+                kept.append(row)
+        rows = kept
+    ready = []
+    for row in rows:
+        inputs = {}
+        for name, ref in step.inputs.items():
+            ok, value = results.value(ref, row)
+            if not ok:
+                break
+            inputs[name] = value
+        else:
+            ready.append(Row(row.key, inputs, row.persona, row.question, row.pair))
+    return step.run_rows(ctx, ready) if ready else {}
+
+
+def _prepare(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
+    out_dir = Path(cfg.paths.output_dir)
+    runtime = Runtime(cfg)
+    stats: dict[str, CallStats] = {}
+    ctx = StepContext(cfg=cfg, runtime=runtime, out_dir=out_dir, stats=stats)
+    outputs: dict[str, dict[str, Any]] = {}
+    for step in pipeline.run_steps():
+        inputs = {}
+        for name, ref in step.inputs.items():
+            inputs[name] = (runtime.client(ref.field).model_id if ref.source == "model"
+                            else outputs[ref.source][ref.field])
+        outputs[step.name] = dict(step.run_once(ctx, inputs))
+    personas = list(outputs[pipeline.personas.source][pipeline.personas.field])
+    pairs = list(outputs[pipeline.pairs.source][pipeline.pairs.field])
+    # Question-scope steps run on every question used, in the order the pairs first use them.
+    questions = list({a.question.question_id: a.question for a in pairs}.values())
+    question_rows = [Row(q.question_id, {}, question=q) for q in questions]
+    prep = Prepared(cfg, pipeline, out_dir, runtime, outputs, personas, pairs, {}, {}, {}, [])
+    results = _Results(prep, {})
+    for step in pipeline.row_steps("question"):
+        prep.question_results[step.name] = _run_row_step(step, question_rows, results, ctx)
+
+    info: dict[str, Any] = {}
+    for step in pipeline.run_steps():
+        if hasattr(step, "info"):
+            info.update(step.info(outputs[step.name]))
+        if hasattr(step, "plots"):
+            prep.plots += step.plots(outputs[step.name])
+        if hasattr(step, "frame"):
+            for table in pipeline.tables.values():
+                if table.source is not None and table.source.source == step.name:
+                    frame = step.frame(table.source.field, outputs[step.name][table.source.field])
+                    if frame is not None:
+                        prep.tables[table.name] = frame
+    for step in pipeline.row_steps("question", "persona", "pair"):
+        if hasattr(step, "info"):
+            info.update(step.info(None))
+    generator, judge = runtime.client("generator"), runtime.client("judge")
+    prep.global_info = {
+        "seed": int(cfg.seed), "config_hash": config_hash(cfg),
+        "generator": generator.identity, "judge": judge.identity,
+        "generator_model": generator.model_id, "judge_model": judge.model_id,
+        "embedded_model": any(cfg.models[r].kind == "smollm2" for r in pipeline.roles()),
+        **info,
+        "global_stats": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "num_personas": len(personas), "chunk_personas": _chunk_size(cfg),
+        "steps": [{"step": name, "what": pipeline.steps[name].describe(), "scope": pipeline.steps[name].scope,
+                   "by": _step_by(pipeline.steps[name], runtime, info)} for name in pipeline.order],
+        "inputs": pipeline.credits(),
+    }
+    return prep
+
+
+def _step_by(step: Step, runtime: Runtime, info: dict[str, Any]) -> str:
+    if step.role:
+        return runtime.client(step.role).model_id
+    census = info.get("census") or {}
+    return str(census.get("source", "")) if type(step).__name__ == "CensusStep" else "rules (no LM)"
+
+
+def _chunk_size(cfg: DictConfig) -> int:
+    return int(cfg.scale.get("chunk_personas", 32) or 32)
+
+
+def _chunks(num_personas: int, size: int) -> list[tuple[int, int, int]]:
+    return [(i, lo, min(lo + size, num_personas)) for i, lo in enumerate(range(0, num_personas, size))]
+
+
+def _shard_of(chunks: list[tuple[int, int, int]], index: int, count: int) -> list[tuple[int, int, int]]:
+    """Contiguous ranges of persona chunks: shard ``index`` of ``count``."""
+    per, extra = divmod(len(chunks), count)
+    lo = index * per + min(index, extra)
+    return chunks[lo: lo + per + (1 if index < extra else 0)]
+
+
+def run_key(cfg: DictConfig) -> str:
+    """What determines a run's rows: the config hash and both models' identities (weights revision included)."""
+    idents = [build_lm(cfg.models[role], role=role).identity for role in ("generator", "judge")]
+    return hashlib.sha256(canonical_json([config_hash(cfg), idents]).encode()).hexdigest()[:20]
+
+
+def parts_dir_for(cfg: DictConfig) -> Path:
+    """Where finished persona chunks go: ``shard.parts_dir`` if set, else beside the cache, keyed by ``run_key``.
+
+    Parts are results like cache entries: a rerun, a resumed run and every shard of one config find the chunks
+    already finished and skip them. With the cache disabled they stay in the run's own directory.
+    """
+    shard = cfg.get("shard") or {}
+    if shard.get("parts_dir"):
+        return Path(shard["parts_dir"])
+    if not cfg.cache.get("enabled", True):
+        return Path(cfg.paths.output_dir) / "parts"
+    return Path(cfg.cache.dir) / "parts" / run_key(cfg)
+
+
+def _check_parts_dir(cfg: DictConfig, parts: Path) -> None:
+    """Refuse a parts dir that holds another config's chunks: they would be skipped as done and mixed in."""
+    info_path = parts / "global" / "info.json"
+    if not info_path.exists():
+        return
+    info = json.loads(info_path.read_text())
+    mine = json.loads(json.dumps({"config_hash": config_hash(cfg), **{
+        role: build_lm(cfg.models[role], role=role).identity for role in ("generator", "judge")}}, default=str))
+    theirs = {key: info.get(key) for key in mine}
+    if theirs != mine:
+        differ = [key for key in mine if theirs[key] != mine[key]]
+        raise PersonaGenError(format_error(
+            f"shard.parts_dir {parts}", expected="empty, or holding the parts of this config and these models",
+            got=f"parts made with another {' and '.join(differ)} ({info_path})", where="shard.parts_dir",
+            fix="use a fresh folder for each config, or leave shard.parts_dir unset (the default is keyed by both)"))
+
+
+def _write_frame(path: Path, frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from persona_gen.publish.writer import atomic_write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), sink,
+                   compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int:
+    """The persona- and pair-scope steps of personas [lo, hi); the stats file, written last, marks the chunk done.
+
+    Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
+    """
+    from persona_gen.publish.writer import atomic_write_text, to_json
+
+    name = f"part-{index:06d}"
+    if (parts / "stats" / f"{name}.json").exists():
+        return 0  # done by an earlier, interrupted run or by another shard
+    pipeline = prep.pipeline
+    personas = prep.personas[lo:hi]
+    stats: dict[str, CallStats] = {}
+    ctx = StepContext(cfg=prep.cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=stats)
+    persona_rows = [Row(p.persona_id, {}, persona=p) for p in personas]
+    pair_rows = [Row(a.feedback_id, {}, persona=p, question=a.question, pair=a)
+                 for p in personas for a in prep.pairs_of.get(p.persona_id, [])]
+    local: dict[str, dict[str, RowResult]] = {}
+    results = _Results(prep, local)
+    for step in pipeline.row_steps("persona", "pair"):
+        local[step.name] = _run_row_step(step, persona_rows if step.scope == "persona" else pair_rows, results, ctx)
+    for table in pipeline.tables.values():
+        if table.rows in ("persona", "pair"):
+            rows = persona_rows if table.rows == "persona" else pair_rows
+            _write_frame(parts / table.name / f"{name}.parquet", _rows_frame(table, rows, results))
+        elif table.source is not None and pipeline.steps[table.source.source].scope in ("persona", "pair"):
+            step = pipeline.steps[table.source.source]
+            recs = [rec for row in (persona_rows if step.scope == "persona" else pair_rows)
+                    for rec in (local[step.name].get(row.key).records if row.key in local[step.name] else ())]
+            _write_frame(parts / table.name / f"{name}.parquet", step.records_frame(recs))
+    atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
+    return sum(s.calls for s in stats.values())
+
+
+def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.DataFrame:
+    """One row per entity: each column's reference ("" where its step failed or skipped the row), then failures."""
+    out = []
+    for row in rows:
+        record: dict[str, Any] = {}
+        for col, ref in table.columns:
+            ok, value = results.value(ref, row)
+            record[col] = _cell(value) if ok else ""
+        if table.failures:
+            failures = []
+            for step_name in table.failures:
+                res = results.result(results.prep.pipeline.steps[step_name], row)
+                if res is not None and res.failure is not None:
+                    failures.append(res.failure.model_dump(mode="json"))
+            record["failures"] = json.dumps(failures, sort_keys=True, ensure_ascii=False)
+            record["failure_count"] = len(failures)
+        out.append(record)
+    columns = [c for c, _ in table.columns] + (["failures", "failure_count"] if table.failures else [])
+    return pd.DataFrame(out, columns=columns)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str | bool | int | float) or value is None:
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+_Task = TypeVar("_Task", bound=Callable[[DictConfig], Any])
+
+
+def _no_partial_output(task: _Task) -> _Task:
+    """On failure, remove what ``task`` added to the run dir; Hydra's ``.hydra/`` and log, and what was there before,
+    stay.
+
+    The fidelity report and plots land in the run dir before the dataset is published; a run that fails later
+    must not leave them looking like a half-finished result. The dataset folder is swapped in only when
+    complete (``publish_folder``), so it is kept: after a failed upload it is what a rerun uploads.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        out_dir = Path(cfg.paths.output_dir)
+        before = set(out_dir.iterdir()) if out_dir.is_dir() else set()
+        try:
+            return task(cfg)
+        except BaseException:
+            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset"}
+            for path in added:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            raise
+
+    return cast(_Task, wrapper)
+
+
+def check(cfg: DictConfig) -> Pipeline:
+    """Everything that can be checked before any work: the config's values and the whole step graph."""
+    validate(cfg)
+    return Pipeline.from_config(cfg)
+
+
+@_no_partial_output
+def run(cfg: DictConfig) -> RunResult | ShardResult:
+    """Run every stage; with ``shard.count`` > 1 only this shard's persona chunks, to be merged later."""
+    from persona_gen.publish.hub import check_publish_config
+    from persona_gen.publish.writer import atomic_write_text, to_json
+
+    pipeline = check(cfg)
+    shard = cfg.get("shard") or {}
+    index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
+    if count == 1:
+        check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
+    parts = parts_dir_for(cfg)
+    _check_parts_dir(cfg, parts)
+    prep = _prepare(cfg, pipeline)
+    # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
+    for name, frame in prep.tables.items():
+        _write_frame(parts / "global" / f"{name}.parquet", frame)
+    from persona_gen.publish.writer import atomic_write_bytes
+
+    for name, plot in prep.plots:
+        atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
+    atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
+    mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
+    lm_calls = sum(v["lm_calls"] for v in prep.global_info["global_stats"].values())
+    for chunk in mine:
+        lm_calls += _run_chunk(prep, *chunk, parts)
+    prep.runtime.close()
+    if count > 1:
+        return ShardResult(index, count, parts, [c[0] for c in mine])
+    return publish_parts(cfg, parts, lm_calls=lm_calls)
+
+
+@dataclass
+class ShardResult:
+    index: int
+    count: int
+    parts_dir: Path
+    chunks: list[int]
+
+    def summary_lines(self) -> list[str]:
+        return [f"shard {self.index} of {self.count}: persona chunks {self.chunks} written to {self.parts_dir}",
+                f"merge with: persona-gen task=merge shard.count={self.count} shard.parts_dir={self.parts_dir}"]
+
+
+@_no_partial_output
+def merge(cfg: DictConfig) -> RunResult:
+    """``task=merge``: publish the dataset from the parts all shards wrote (same bytes as one unsharded run)."""
+    from persona_gen.publish.hub import check_publish_config
+
+    check(cfg)
+    check_publish_config(cfg.publish)
+    return publish_parts(cfg, parts_dir_for(cfg))
+
+
+def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResult:
+    """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
+    from persona_gen.publish.hub import publish_folder
+    from persona_gen.publish.writer import atomic_write_text, to_json
+
+    info_path = parts / "global" / "info.json"
+    if not info_path.exists():
+        raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
+                                           where="shard.parts_dir", fix="run the shards first, with this parts_dir"))
+    info = json.loads(info_path.read_text())
+    chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))
+    missing = [i for i, _, _ in chunks if not (parts / "stats" / f"part-{i:06d}.json").exists()]
+    if missing:
+        raise PersonaGenError(format_error(
+            "persona chunks", expected=f"all {len(chunks)} present", got=f"missing {missing[:10]}",
+            where=str(parts), fix="rerun the shards that wrote them (finished chunks are skipped)"))
+    stats = {k: CallStats(v["lm_calls"], v["cache_hits"], v["failures"], dict(v["failures_by_kind"]))
+             for k, v in info["global_stats"].items()}
+    for i, _, _ in chunks:
+        for k, v in json.loads((parts / "stats" / f"part-{i:06d}.json").read_text()).items():
+            s = stats.setdefault(k, CallStats())
+            s.calls += v["lm_calls"]
+            s.cache_hits += v["cache_hits"]
+            s.failures += v["failures"]
+            for kind, n in v["failures_by_kind"].items():
+                s.by_kind[kind] = s.by_kind.get(kind, 0) + n
+    _check_failure_rate(stats, float(cfg.max_failure_rate))
+    pipeline = Pipeline.from_config(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    plots = [parts / "global" / "plots" / p.name for p in sorted((parts / "global" / "plots").glob("*.png"))] \
+        if (parts / "global" / "plots").is_dir() else []
+    tables: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, int]] = {}
+    failed_rows = 0
+    judge_context: dict[str, Any] = {}
+    for table in pipeline.tables.values():
+        files = [parts / table.name / f"part-{i:06d}.parquet" for i, _, _ in chunks]
+        if table.rows is not None:
+            split_col = next((c for c, ref in table.columns if ref == table.split), None)
+            counts: Counter[str] = Counter()
+            for path in files:
+                cols = [c for c in (split_col, "failure_count" if table.failures else None) if c]
+                frame = pd.read_parquet(path, columns=cols) if cols else pd.read_parquet(path)
+                if table.failures:
+                    failed_rows += int((frame["failure_count"] > 0).sum()) if table.name == "feedback" else 0
+                if split_col:
+                    counts.update({str(k): int(v) for k, v in frame[split_col].value_counts().items()})
+                else:
+                    counts["train"] += len(frame)
+            splits = _split_order(counts)
+            tables[table.name] = {split: _split_frames(files, split_col, split) for split in splits}
+            rows[table.name] = {split: counts[split] for split in splits}
+            continue
+        step = pipeline.steps[table.source.source]
+        if step.scope == "run":
+            path = parts / "global" / f"{table.name}.parquet"
+            if not path.exists():
+                continue  # the step made nothing to publish (no extra candidate generator configured)
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+            if hasattr(step, "merge_frame"):
+                frame = step.merge_frame(frame)
+            if hasattr(step, "card_context"):
+                judge_context = step.card_context(frame, out_dir / "plots")
+                plots += judge_context.pop("plots", [])
+        tables[table.name] = {"train": frame}
+        rows[table.name] = {"train": len(frame)}
+    sig_hashes = {name: signature_hash(sig) for name, sig in pipeline.signatures().items()}
+    context = {
+        **{k: info[k] for k in ("seed", "config_hash", "generator_model", "judge_model", "embedded_model", "census",
+                                "enrich", "filter_counts", "min_words", "fidelity") if k in info},
+        "signature_hashes": sig_hashes, "judge_variants": ", ".join(info.get("judge_variants") or []),
+        "judge_scorecard": judge_context.get("scorecard", []),
+        "agreement": judge_context.get("agreement") or "not computed",
+        "steps": info["steps"], "inputs": [{"name": n, "license": lic} for n, lic in info["inputs"]],
+        # Answers per stage, not calls vs cache hits: a warm rerun must render the same card byte for byte.
+        "stage_stats": {k: {"answers": v.calls + v.cache_hits, "failures": v.failures,
+                            "failures_by_kind": dict(sorted(v.by_kind.items())) or "none"}
+                        for k, v in sorted(stats.items())},
+    }
+    bench_dir = cfg.publish.get("bench_dir")
+    if bench_dir:
+        bench_dir = Path(bench_dir) / "bench" if (Path(bench_dir) / "bench").is_dir() else Path(bench_dir)
+        if not (bench_dir / "scores.json").is_file():
+            raise PersonaGenError(format_error("publish.bench_dir", expected="a folder with scores.json (task=bench)",
+                                               got=str(bench_dir), where="conf/publish/",
+                                               fix="run persona-gen task=bench first, or set publish.bench_dir=null"))
+        context["bench_scores"] = json.loads((bench_dir / "scores.json").read_text())
+        if (bench_dir / "rows.parquet").is_file():
+            tables["bench"] = {"train": pd.read_parquet(bench_dir / "rows.parquet")}
+        plots += sorted(bench_dir.glob("*.png"))
+    published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
+    if "bench" in tables:
+        rows["bench"] = {"train": len(tables["bench"]["train"])}
+    manifest = {
+        "seed": info["seed"], "config_hash": info["config_hash"], "content_hash": published.content_hash,
+        "rows": rows, "lm_calls": lm_calls, "lm_calls_to_make_parts": sum(s.calls for s in stats.values()),
+        "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
+        "failures": {k: v.failures for k, v in sorted(stats.items())},
+        "feedback_rows_with_failures": failed_rows, "enrich": info.get("enrich"),
+        "question_filters": info.get("filter_counts"), "judge_scorecard": judge_context.get("scorecard", []),
+        "judge_agreement": judge_context.get("agreement", {}), "steps": info["steps"],
+        "models": {"generator": info["generator"], "judge": info["judge"]},
+        "signature_hashes": sig_hashes, "fidelity": info.get("fidelity"), "parts_dir": str(parts),
+        "dataset_dir": str(published.folder), "uploaded": published.uploaded,
+    }
+    manifest_path = out_dir / "manifest.json"
+    atomic_write_text(manifest_path, to_json(manifest))
+    published_plots = [published.folder / "plots" / p.name for p in plots]
+    return RunResult(out_dir, published.folder, published.card_path, manifest_path, published_plots,
+                     published.content_hash, lm_calls, manifest)
+
+
+_KNOWN_SPLITS = ("train", "test", "validation")
+
+
+def _split_order(counts: Counter[str]) -> list[str]:
+    known = [s for s in _KNOWN_SPLITS if counts.get(s)]
+    return known + sorted(s for s in counts if s not in _KNOWN_SPLITS and counts[s])
+
+
+def _split_frames(files: list[Path], split_col: str | None, split: str) -> Iterator[pd.DataFrame]:
+    """One split of a row table, streamed part by part (bounded memory at paper scale)."""
+    for path in files:
+        frame = pd.read_parquet(path)
+        yield frame[frame[split_col] == split].reset_index(drop=True) if split_col else frame
