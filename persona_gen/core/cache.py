@@ -34,7 +34,7 @@ import diskcache
 
 __all__ = ["KEY_VERSION", "CallCache", "cache_key", "canonical_json"]
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 log = logging.getLogger(__name__)
 

@@ -231,18 +231,8 @@ class Step:
         """Validate settings before any work (no I/O, no LM call). Raise ConfigError."""
 
     def seed(self, sub: str = "") -> int:
-        """This step's seed (``sub`` names a second stream).
-
-        Transitional: the positional seeds of the hand-wired pipeline, so this refactor keeps the bytes.
-        """
-        import numpy as np
-
-        names = ("census", "enrich", "questions", "feedback", "judge", "fidelity")
-        children = np.random.SeedSequence(int(self.cfg.seed)).spawn(len(names))
-        seeds = {n: int(c.generate_state(1, dtype=np.uint32)[0]) for n, c in zip(names, children, strict=True)}
-        if sub == "fidelity":
-            return seeds["fidelity"]
-        return seeds[{"assign": "feedback"}.get(self.name, self.name)]
+        """This step's seed (``sub`` names a second stream), from the run seed and the step's name."""
+        return step_seed(int(self.cfg.seed), self.name, sub)
 
     def model_id(self, ctx: StepContext) -> str:
         return ctx.runtime.client(self.role).model_id if self.role else ""

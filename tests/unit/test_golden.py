@@ -10,7 +10,7 @@ from persona_gen.pipeline import run
 from tests.helpers import compose_run
 
 # experiment=fake_smoke scale=demo on the fake LM (both roles), seed 0.
-GOLDEN = "e2a70c69e0177ba57f3c82e34e31f63d8e72895f7a8d75e0d64dfea09c737e14"
+GOLDEN = "29fba90ccc3aef2d730df6bdae7a11871535078e18ee459e5be051f586b03022"
 
 
 def test_golden_default_preset_content_hash(tmp_path):
