@@ -36,6 +36,7 @@ class CensusStep(Step):
         sampler = self.settings
         seed = self.seed()
         source = load_source(sampler)
+        self._source_name = source.name
         quotas = OmegaConf.to_container(sampler.quotas) if sampler.get("quotas") else None
         frame = sample_personas(self.num_candidates(), seed=seed, source=source, where=sampler.get("where"),
                                 quotas=quotas)
@@ -59,6 +60,9 @@ class CensusStep(Step):
         report = fidelity_report(sample, source)
         paths = write_fidelity(report, ctx.out_dir / "fidelity")
         return {"report": report, "paths": {k: str(v) for k, v in paths.items()}}
+
+    def made_by(self, runtime: Any) -> str:
+        return getattr(self, "_source_name", None) or f"census source {self.settings.get('source')}"
 
     def credits(self) -> list[tuple[str, str]]:
         return [("US Census Bureau, American Community Survey {year} 1-Year PUMS, person records ({states})",

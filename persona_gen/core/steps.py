@@ -234,8 +234,9 @@ class Step:
         """This step's seed (``sub`` names a second stream), from the run seed and the step's name."""
         return step_seed(int(self.cfg.seed), self.name, sub)
 
-    def model_id(self, ctx: StepContext) -> str:
-        return ctx.runtime.client(self.role).model_id if self.role else ""
+    def made_by(self, runtime: Any) -> str:
+        """The card's "made by" cell: the role's model id, or what the step is when it calls no model."""
+        return runtime.client(self.role).model_id if self.role else "rules (no LM)"
 
     # -- execution ----------------------------------------------------------------------------------------------
 

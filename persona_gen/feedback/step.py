@@ -84,7 +84,6 @@ class CandidatesStep(Step):
     default_scope = "run"
     needs_role = False
     outputs = ("candidates",)
-    what = "answers of the extra candidate generators to every question used (no persona)"
 
     def required_inputs(self) -> tuple[str, ...]:
         return ("pairs",)
@@ -96,6 +95,15 @@ class CandidatesStep(Step):
 
     def check(self) -> None:
         self._configs()
+
+    def describe(self) -> str:
+        names = [name for name, _ in self._configs()]
+        return (f"no-persona answers of the extra candidate generators {names} to every question used" if names
+                else "none configured (stage.feedback.candidates is empty)")
+
+    def made_by(self, runtime: Any) -> str:
+        return ", ".join(f"{name}={runtime.client(f'candidate:{name}', mcfg).model_id}"
+                         for name, mcfg in self._configs()) or "n/a"
 
     def stats_keys(self) -> tuple[str, ...]:
         return tuple(f"candidate_{name}" for name, _ in self._configs())

@@ -213,17 +213,10 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
         "global_stats": {k: v.as_dict() for k, v in sorted(stats.items())},
         "num_personas": len(personas), "chunk_personas": _chunk_size(cfg),
         "steps": [{"step": name, "what": pipeline.steps[name].describe(), "scope": pipeline.steps[name].scope,
-                   "by": _step_by(pipeline.steps[name], runtime, info)} for name in pipeline.order],
+                   "by": pipeline.steps[name].made_by(runtime)} for name in pipeline.order],
         "inputs": pipeline.credits(),
     }
     return prep
-
-
-def _step_by(step: Step, runtime: Runtime, info: dict[str, Any]) -> str:
-    if step.role:
-        return runtime.client(step.role).model_id
-    census = info.get("census") or {}
-    return str(census.get("source", "")) if type(step).__name__ == "CensusStep" else "rules (no LM)"
 
 
 def _chunk_size(cfg: DictConfig) -> int:

@@ -339,14 +339,16 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     other_plots = [p for p in plot_entries if not fidelity or p["path"] != fidelity["plot"]]
 
     fmt = {"year": census["year"], "states": census["states"], "generator_model": generator, "judge_model": judge}
-    inputs = context.get("inputs") or [{"name": n.format(**fmt), "license": lic.format(**fmt)}
-                                       for n, lic in DEFAULT_INPUTS]
+    declared = [(i["name"], i["license"]) for i in context.get("inputs") or []] or list(DEFAULT_INPUTS[:-1])
+    inputs = [{"name": n.format(**fmt), "license": lic.format(**fmt)} for n, lic in [*declared, DEFAULT_INPUTS[-1]]]
+    steps = [dict(s) for s in context.get("steps") or []] or [
+        {"step": "n/a", "scope": "n/a", "what": "steps not recorded", "by": "n/a"}]
     bench = context.get("bench_scores")
     return {
         "pretty_name": str(_get(publish_cfg, "pretty_name", DEFAULT_PRETTY_NAME)),
         "license": str(_get(publish_cfg, "license", DEFAULT_LICENSE)),
         "repo_id": str(_get(publish_cfg, "repo_id", REPO_PLACEHOLDER)),
-        "generator_model": generator, "judge_model": judge,
+        "generator_model": generator, "judge_model": judge, "steps": steps,
         "embedded_model": bool(context.get("embedded_model", False)),
         "seed": context.get("seed", "n/a"), "config_hash": context.get("config_hash") or "n/a",
         "content_hash": context.get("content_hash") or "n/a",
