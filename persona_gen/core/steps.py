@@ -300,7 +300,7 @@ class LMStep(Step):
         return f"{self.signature.__name__}: " + " ".join(doc.split())
 
     def check(self) -> None:
-        out = dict.fromkeys(self.signature.output_fields)
+        out = {name: _probe_for(f.annotation) for name, f in self.signature.output_fields.items()}
         for key, template in self.derive.items():
             try:
                 template.format_map(_Probe(out))
@@ -341,7 +341,16 @@ class _Probe(dict):
     def __getitem__(self, key: str) -> Any:
         if key not in self:
             raise KeyError(key)
-        return _Anything()
+        return dict.__getitem__(self, key)
+
+
+def _probe_for(annotation: Any) -> Any:
+    """A stand-in of an output's value: a pydantic model's fields must exist; anything else accepts all."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _Probe({name: _probe_for(f.annotation) for name, f in annotation.model_fields.items()})
+    return _Anything()
 
 
 class _Anything:
