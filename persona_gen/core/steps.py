@@ -209,6 +209,11 @@ class Step:
         """Input names the step needs fed."""
         return ()
 
+    def output_type(self, name: str) -> Any:
+        """The Python type of an output (``str`` unless a step says otherwise): a failed row's column gets "" for
+        text and null for other types."""
+        return str
+
     def optional_inputs(self) -> tuple[str, ...]:
         return ()
 
@@ -291,6 +296,18 @@ class LMStep(Step):
 
     def required_inputs(self) -> tuple[str, ...]:
         return tuple(self.signature.input_fields)
+
+    def output_type(self, name: str) -> Any:
+        import typing
+
+        field = self.signature.output_fields.get(name)
+        if field is None:
+            return str
+        annotation = field.annotation
+        if typing.get_origin(annotation) is typing.Literal:
+            values = typing.get_args(annotation)
+            return type(values[0]) if values and all(type(v) is type(values[0]) for v in values) else object
+        return annotation if isinstance(annotation, type) else object
 
     def signatures(self) -> list[type]:
         return [self.signature]

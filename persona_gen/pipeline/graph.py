@@ -22,7 +22,7 @@ from persona_gen.core.steps import ENTITIES, ENTITY_SCOPE, SCOPE_RANK, SCOPES, W
 __all__ = ["Pipeline", "TableSpec"]
 
 BASE_KEYS = ("_target_", "scope", "role", "inputs", "settings", "after", "max_rows_per_persona")
-TABLE_KEYS = {"from": ("from",), "rows": ("rows", "split", "columns", "failures")}
+TABLE_KEYS = {"from": ("from", "description"), "rows": ("rows", "split", "columns", "failures", "description")}
 PIPELINE_KEYS = ("personas", "pairs", "steps", "tables")
 
 
@@ -47,6 +47,7 @@ class TableSpec:
     split: Ref | None = None
     columns: tuple[tuple[str, Ref], ...] = ()
     failures: tuple[str, ...] = ()
+    description: str = ""
 
 
 @dataclass
@@ -191,7 +192,7 @@ class Pipeline:
                                 "use rows: + columns: for row outputs of LM steps")
                 if scope != "run" and not hasattr(step, "records_frame"):
                     raise _fail(f"{where}.from", "a run-scope output or a step's records", str(ref), "use rows:")
-                tables[str(name)] = TableSpec(str(name), source=ref)
+                tables[str(name)] = TableSpec(str(name), source=ref, description=str(spec.get("description") or ""))
                 continue
             rows = str(spec["rows"])
             if rows not in SCOPES or rows == "run":
@@ -213,7 +214,11 @@ class Pipeline:
             for s in failures:
                 if s not in self.steps:
                     raise _fail(f"{where}.failures", "names of declared steps", s, _close(s, list(self.steps)))
-            tables[str(name)] = TableSpec(str(name), rows=rows, split=split, columns=tuple(cols), failures=failures)
+            if split is not None and split not in [ref for _, ref in cols]:
+                raise _fail(f"{where}.split", "a reference that is also one of the table's columns", str(split),
+                            f"add a column for it, e.g. split: {cols[0][1]}")
+            tables[str(name)] = TableSpec(str(name), rows=rows, split=split, columns=tuple(cols), failures=failures,
+                                          description=str(spec.get("description") or ""))
         return tables
 
     # -- what the card and manifest say -------------------------------------------------------------------------

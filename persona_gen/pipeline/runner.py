@@ -319,12 +319,14 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
 
 def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.DataFrame:
     """One row per entity: each column's reference ("" where its step failed or skipped the row), then failures."""
+    pipeline = results.prep.pipeline
+    types = {col: _ref_type(ref, pipeline) for col, ref in table.columns}
     out = []
     for row in rows:
         record: dict[str, Any] = {}
         for col, ref in table.columns:
             ok, value = results.value(ref, row)
-            record[col] = _cell(value) if ok else ""
+            record[col] = _cell(value) if ok else ("" if types[col] is str else None)
         if table.failures:
             failures = []
             for step_name in table.failures:
@@ -335,7 +337,24 @@ def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.Data
             record["failure_count"] = len(failures)
         out.append(record)
     columns = [c for c, _ in table.columns] + (["failures", "failure_count"] if table.failures else [])
-    return pd.DataFrame(out, columns=columns)
+    frame = pd.DataFrame(out, columns=columns)
+    for col, kind in types.items():
+        # Nullable dtypes: a failed row's null must not turn an integer column into floats, nor differ by chunk.
+        if kind is int:
+            frame[col] = frame[col].astype("Int64")
+        elif kind is float:
+            frame[col] = frame[col].astype("Float64")
+        elif kind is bool and frame[col].isna().any():
+            frame[col] = frame[col].astype("boolean")
+    return frame
+
+
+def _ref_type(ref: Ref, pipeline: Pipeline) -> Any:
+    if ref.source == "pair" and ref.field == "seen":
+        return bool
+    if ref.source in ENTITIES or ref.source == "model":
+        return str
+    return pipeline.steps[ref.source].output_type(ref.field)
 
 
 def _cell(value: Any) -> Any:
@@ -510,6 +529,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "judge_scorecard": judge_context.get("scorecard", []),
         "agreement": judge_context.get("agreement") or "not computed",
         "steps": info["steps"], "inputs": [{"name": n, "license": lic} for n, lic in info["inputs"]],
+        "config_descriptions": {t.name: t.description for t in pipeline.tables.values() if t.description},
         # Answers per stage, not calls vs cache hits: a warm rerun must render the same card byte for byte.
         "stage_stats": {k: {"answers": v.calls + v.cache_hits, "failures": v.failures,
                             "failures_by_kind": dict(sorted(v.by_kind.items())) or "none"}
