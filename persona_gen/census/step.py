@@ -71,7 +71,8 @@ class CensusStep(Step):
     def info(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """What the card and manifest say of the census draw (the enrich step keeps exactly num_personas)."""
         source = outputs["source"]
-        return {"census": {"num_personas": int(self.cfg.scale.num_personas), "source": source.name, "description": source.describe(),
+        return {"census": {"num_personas": int(self.cfg.scale.num_personas), "source": source.name,
+                           "description": source.describe(),
                            "year": source.spec.year or "",
                            "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
                 "fidelity": fidelity_summary(outputs["fidelity"])}

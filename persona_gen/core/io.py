@@ -14,7 +14,26 @@ from typing import Any
 
 from persona_gen.core.errors import PersonaGenError, format_error
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png", "jsonl_text", "to_json"]
+
+
+def to_json(obj: Any, *, strict: bool = False) -> str:
+    """Indented, sorted-key JSON with a final newline: the shape of every manifest, report and info file.
+
+    ``strict`` refuses NaN and objects JSON does not know (reports a person reads); otherwise they are written
+    as ``NaN`` and ``str(obj)`` (paths in manifests).
+    """
+    import json
+
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=not strict,
+                      default=None if strict else str) + "\n"
+
+
+def jsonl_text(rows: Any) -> str:
+    """One compact JSON object per line, keys sorted, so the same rows give the same bytes."""
+    import json
+
+    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, error: type[PersonaGenError] = PersonaGenError) -> Path:

@@ -102,9 +102,9 @@ def import_object(path: str, *, where: str, search: Sequence[str | Path] = ()) -
                                        fix="check the spelling, or put the module beside your config dir or in the "
                                            "current folder")) from None
     if not hasattr(module, attr):
+        names = sorted(n for n in dir(module) if not n.startswith("_"))[:12]
         raise ConfigError(format_error(where, expected=f"a name defined in module {module_name}", got=attr,
-                                       where=WHERE, fix=f"check the spelling; {module_name} defines "
-                                                        f"{sorted(n for n in dir(module) if not n.startswith('_'))[:12]}"))
+                                       where=WHERE, fix=f"check the spelling; {module_name} defines {names}"))
     return getattr(module, attr)
 
 

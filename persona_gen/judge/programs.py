@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from persona_gen.annotate._io import atomic_write_text, to_json
 from persona_gen.core.calls import program_hash
 from persona_gen.core.errors import ConfigError, format_error
+from persona_gen.core.io import atomic_write_text, to_json
 from persona_gen.core.lm import signature_hash
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "clean_state", "load_judges", "rebuild_judge", "save_judges"]
@@ -66,7 +66,7 @@ def save_judges(path: str | Path, judges: Mapping[str, Any], *, meta: Mapping[st
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "dspy_version": dspy.__version__,
            "signature": _judge_signature().__name__, "signature_hash": signature_hash(_judge_signature()),
            "programs": programs, "meta": dict(meta or {})}
-    return atomic_write_text(path, to_json(doc))
+    return atomic_write_text(path, to_json(doc, strict=True))
 
 
 def _bad(what: str, expected: str, got: object, path: Path, fix: str) -> ConfigError:

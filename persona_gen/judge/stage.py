@@ -70,6 +70,7 @@ def run_judge(rows: Sequence[Feedback], *, cfg: Any, caller: Caller,
             out.append(Judgment(
                 judgment_id=stable_id("j", r.feedback_id, variant, order), feedback_id=r.feedback_id,
                 persona_id=r.persona_id, question_id=r.question_id, variant=variant, order=order, choice=choice,
-                preferred=preferred_of(choice, order), reasoning=str(res.outputs.get("reasoning", "")) if res.ok else "",
+                preferred=preferred_of(choice, order),
+                reasoning=str(res.outputs.get("reasoning", "")) if res.ok else "",
                 judge_model=caller.client.model_id, signature_hash=shash, program_hash=phash, failure=res.failure))
     return out

@@ -27,10 +27,10 @@ from persona_gen.annotate.records import LabeledItem
 from persona_gen.core.calls import Caller, program_hash
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.records import Judgment
+from persona_gen.judge.programs import clean_state, rebuild_judge, save_judges
 from persona_gen.optimize.config import OPTIMIZERS, OptimizeConfig
 from persona_gen.optimize.data import Feedbacks, split_items, to_examples
 from persona_gen.optimize.optimizers import compile_judge
-from persona_gen.judge.programs import clean_state, rebuild_judge, save_judges
 
 __all__ = ["OptimizeOutcome", "OptimizeResult", "optimize_judges", "run_optimize"]
 

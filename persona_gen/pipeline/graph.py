@@ -72,7 +72,8 @@ class Pipeline:
             raise _fail("pipeline", "a mapping with steps and tables", type(spec).__name__, "see docs/pipeline.md")
         for key in spec:
             if key not in PIPELINE_KEYS:
-                raise _fail(f"pipeline.{key}", f"one of {list(PIPELINE_KEYS)}", key, _close(str(key), list(PIPELINE_KEYS)))
+                raise _fail(f"pipeline.{key}", f"one of {list(PIPELINE_KEYS)}", key,
+                            _close(str(key), list(PIPELINE_KEYS)))
         search = _config_dirs(cfg)
         raw_steps = spec.get("steps") or {}
         if not isinstance(raw_steps, dict) or not raw_steps:
@@ -96,7 +97,8 @@ class Pipeline:
         if ref.source in ENTITIES:
             fields = ENTITIES[ref.source]
             if ref.field not in fields:
-                raise _fail(where, f"a field of {ref.source}: {sorted(fields)}", str(ref), _close(ref.field, list(fields)))
+                raise _fail(where, f"a field of {ref.source}: {sorted(fields)}", str(ref),
+                            _close(ref.field, list(fields)))
             return ENTITY_SCOPE[ref.source]
         if ref.source not in self.steps:
             raise _fail(where, "a reference to a declared step or an entity (persona, question, pair, model)", str(ref),
@@ -104,7 +106,8 @@ class Pipeline:
         step = self.steps[ref.source]
         outputs = step.output_fields()
         if ref.field not in outputs:
-            raise _fail(where, f"an output of step {ref.source!r}: {list(outputs)}", str(ref), _close(ref.field, list(outputs)))
+            raise _fail(where, f"an output of step {ref.source!r}: {list(outputs)}", str(ref),
+                        _close(ref.field, list(outputs)))
         return step.scope
 
     @staticmethod
@@ -182,7 +185,8 @@ class Pipeline:
             kind = "from" if "from" in spec else "rows"
             for key in spec:
                 if key not in TABLE_KEYS[kind]:
-                    raise _fail(f"{where}.{key}", f"one of {list(TABLE_KEYS[kind])}", key, _close(str(key), list(TABLE_KEYS[kind])))
+                    allowed = list(TABLE_KEYS[kind])
+                    raise _fail(f"{where}.{key}", f"one of {allowed}", key, _close(str(key), allowed))
             if kind == "from":
                 ref = Ref.parse(spec["from"], where=f"{where}.from")
                 scope = self._source_scope(ref, where=f"{where}.from")

@@ -27,6 +27,7 @@ from persona_gen.core.cache import canonical_json
 from persona_gen.core.calls import CallStats
 from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.io import atomic_write_bytes, atomic_write_text, to_json
 from persona_gen.core.lm import build_lm, signature_hash
 from persona_gen.core.records import Persona
 from persona_gen.core.runtime import Runtime
@@ -275,8 +276,6 @@ def _write_frame(path: Path, frame: pd.DataFrame) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from persona_gen.publish.writer import atomic_write_bytes
-
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), sink,
                    compression="zstd")
@@ -288,8 +287,6 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
 
     Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
     """
-    from persona_gen.publish.writer import atomic_write_text, to_json
-
     name = f"part-{index:06d}"
     if (parts / "stats" / f"{name}.json").exists():
         return 0  # done by an earlier, interrupted run or by another shard
@@ -403,8 +400,6 @@ def check(cfg: DictConfig) -> Pipeline:
 def run(cfg: DictConfig) -> RunResult | ShardResult:
     """Run every stage; with ``shard.count`` > 1 only this shard's persona chunks, to be merged later."""
     from persona_gen.publish.hub import check_publish_config
-    from persona_gen.publish.writer import atomic_write_text, to_json
-
     pipeline = check(cfg)
     shard = cfg.get("shard") or {}
     index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
@@ -416,8 +411,6 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
     for name, frame in prep.tables.items():
         _write_frame(parts / "global" / f"{name}.parquet", frame)
-    from persona_gen.publish.writer import atomic_write_bytes
-
     for name, plot in prep.plots:
         atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
     atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
@@ -456,8 +449,6 @@ def merge(cfg: DictConfig) -> RunResult:
 def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResult:
     """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
     from persona_gen.publish.hub import publish_folder
-    from persona_gen.publish.writer import atomic_write_text, to_json
-
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
         raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
