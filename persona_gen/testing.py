@@ -148,3 +148,9 @@ def _topic(prompt: str) -> str:
     # The last occurrence: the system message shows the field template first, the user message the value.
     matches = re.findall(r"\[\[ ## topic ## \]\]\s*\n(.+)", prompt)
     return matches[-1].strip()[:60] if matches else ""
+
+
+def fake_engines(cfg: Any = None) -> tuple[FakeEngine, AsyncFakeEngine, str]:
+    """The engine factory of ``models.<role>.kind=fake`` (registered in ``persona_gen.core.lm.ENGINES``)."""
+    engine = FakeEngine()
+    return engine, AsyncFakeEngine(engine), FakeEngine.version

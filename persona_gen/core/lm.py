@@ -10,6 +10,7 @@ DSPy's own caches are disabled: ``persona_gen.core.cache`` is the one cache.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -222,6 +223,21 @@ def _shared_llama_engine(path: str, context_size: int, threads: int | None = Non
         return _ENGINES[key]
 
 
+# Engines beyond the built-in kinds (smollm2, openai_compatible): kind -> "module:factory", imported on first use.
+# A factory takes the model config and returns (engine, async engine or None, revision for the cache key).
+ENGINES: dict[str, str] = {"fake": "persona_gen.testing:fake_engines"}
+
+
+def register_engine(kind: str, factory: str) -> None:
+    """Make ``models.<role>.kind=<kind>`` build its engines with ``factory`` ("package.module:function")."""
+    ENGINES[kind] = factory
+
+
+def _engine_factory(kind: str) -> Any:
+    module, _, name = ENGINES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
     """Build the LM of one role (``models.generator`` or ``models.judge``) from its config node."""
     import dspy
@@ -240,13 +256,10 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         lm = dspy.LM(f"local/{cfg.name}-{revision}", engine=engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
         return LMClient(role, lm, identity, int(cfg.concurrency), engine)
-    if kind == "fake":
-        from persona_gen.testing import AsyncFakeEngine, FakeEngine
-
-        engine = FakeEngine()
-        async_engine = AsyncFakeEngine(engine)
+    if kind in ENGINES:
+        engine, async_engine, revision = _engine_factory(kind)(cfg)
         lm = dspy.LM(f"local/{cfg.name}", engine=engine, async_engine=async_engine, cache=False, **decoding)
-        identity = {"kind": kind, "name": cfg.name, "revision": FakeEngine.version, **decoding}
+        identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
         return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")))
     if kind == "openai_compatible":
         from persona_gen.core.http_engine import AsyncOpenAICompatibleEngine, OpenAICompatibleEngine
