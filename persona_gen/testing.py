@@ -154,3 +154,31 @@ def fake_engines(cfg: Any = None) -> tuple[FakeEngine, AsyncFakeEngine, str]:
     """The engine factory of ``models.<role>.kind=fake`` (registered in ``persona_gen.core.lm.ENGINES``)."""
     engine = FakeEngine()
     return engine, AsyncFakeEngine(engine), FakeEngine.version
+
+
+# The fake model's config: what every unit test composes instead of writing its own copy.
+FAKE_MODEL: dict[str, Any] = {"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
+                              "concurrency": 2}
+
+
+def fake_client(*, rules: Sequence[Rule] = (), fail_when: Callable[[str], bool] | None = None,
+                **overrides: Any) -> Any:
+    """A fake LM client (``persona_gen.core.lm.LMClient``); ``rules`` answer first, ``fail_when`` raises."""
+    from omegaconf import OmegaConf
+
+    from persona_gen.core.lm import build_lm
+
+    role = str(overrides.pop("role", "generator"))
+    client = build_lm(OmegaConf.create({**FAKE_MODEL, **overrides}), role=role)
+    client.engine.rules[:0] = list(rules)
+    client.engine.fail_when = fail_when
+    return client
+
+
+def fake_caller(cache_dir: Any = None, *, rules: Sequence[Rule] = (),
+                fail_when: Callable[[str], bool] | None = None, **overrides: Any) -> Any:
+    """A ``Caller`` on the fake LM with its own cache (``cache_dir``; None: no cache), progress bars off."""
+    from persona_gen.core.cache import CallCache
+    from persona_gen.core.calls import Caller
+
+    return Caller(fake_client(rules=rules, fail_when=fail_when, **overrides), CallCache(cache_dir), progress=False)

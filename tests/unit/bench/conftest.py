@@ -3,11 +3,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from omegaconf import OmegaConf
 
-from persona_gen.core.lm import build_lm
-
-FAKE = {"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 256, "concurrency": 4}
+from persona_gen.testing import fake_client as make_fake_client
 
 
 @pytest.fixture
@@ -15,7 +12,7 @@ def fake_client():
     """A fresh fake LM client; tests give its engine rules or failures."""
 
     def make(**overrides):
-        return build_lm(OmegaConf.create({**FAKE, **overrides}))
+        return make_fake_client(**{"max_tokens": 256, "concurrency": 4, **overrides})
 
     return make
 

@@ -8,12 +8,11 @@ from persona_gen.core.cache import CallCache
 from persona_gen.core.calls import Caller
 from persona_gen.core.lm import build_lm
 from persona_gen.signatures import JudgeInVoice
-from persona_gen.testing import FakeEngine
+from persona_gen.testing import FakeEngine, fake_client
 
 
 def _client(concurrency=4):
-    return build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
-                                      "concurrency": concurrency}))
+    return fake_client(concurrency=concurrency)
 
 
 def _inputs(n):
@@ -71,8 +70,7 @@ def test_build_lm_rejects_unknown_kind():
 
 
 def _io_client(io, concurrency=8):
-    return build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
-                                      "concurrency": concurrency, "io": io}))
+    return fake_client(concurrency=concurrency, io=io)
 
 
 def test_asyncio_io_gives_the_same_results_as_threads(tmp_path):

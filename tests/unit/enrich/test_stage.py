@@ -12,14 +12,13 @@ import persona_gen.census as census
 from persona_gen.core.cache import CallCache
 from persona_gen.core.calls import Caller
 from persona_gen.core.errors import ConfigError
-from persona_gen.core.lm import build_lm
 from persona_gen.core.records import CENSUS_KEYS, LM_KEYS, PERSONA_KEYS, PSYCHO_KEYS, Persona, stable_id
 from persona_gen.enrich.psychodemographics import TABLE_SETS
 from persona_gen.enrich.render import render_attributes, summarize
 from persona_gen.enrich.stage import Rejection, _offending, echoed_source, failure_of, run_enrich
 from persona_gen.signatures import CheckPersonaConsistency, ConsistencyVerdict, Idiosyncrasies, WritePersonaDetails
 from persona_gen.signatures.enrich import DETAIL_GUIDE
-from persona_gen.testing import FakeEngine
+from persona_gen.testing import FakeEngine, fake_client
 from tests.helpers import compose_run
 
 SEED = 7
@@ -52,8 +51,7 @@ def cfg():
 
 
 def _caller(tmp_path, engine: FakeEngine | None = None) -> Caller:
-    client = build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 256,
-                                        "concurrency": 2}))
+    client = fake_client(max_tokens=256)
     if engine is not None:
         client.engine, client.async_engine = engine, None  # this LM has no async twin: calls run on threads
         client.lm = dspy.LM("local/fake-v1", engine=engine, cache=False)

@@ -3,11 +3,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from persona_gen.core.cache import CallCache
-from persona_gen.core.calls import Caller
 from persona_gen.core.errors import ConfigError
 from persona_gen.core.lm import build_lm
 from persona_gen.optimize import build_optimizer, optimize_judges
+from persona_gen.testing import fake_caller
 from tests.unit.annotate.synthetic import demo_rule, make_items
 
 TINY = {
@@ -20,11 +19,7 @@ TINY = {
 
 
 def _caller(tmp_path, *, rule=True):
-    client = build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
-                                        "concurrency": 2}))
-    if rule:
-        client.engine.rules.insert(0, demo_rule)
-    return Caller(client, CallCache(tmp_path / "cache"), progress=False)
+    return fake_caller(tmp_path / "cache", rules=[demo_rule] if rule else ())
 
 
 def _optimize(tmp_path, optimizer, variant="direct", **kwargs):

@@ -5,24 +5,20 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from persona_gen.core.cache import CallCache
-from persona_gen.core.calls import Caller, program_hash
+from persona_gen.core.calls import program_hash
 from persona_gen.core.errors import ConfigError
-from persona_gen.core.lm import build_lm
 from persona_gen.judge.stage import PersonaJudge
 from persona_gen.optimize import load_judges, optimize_judges, save_judges
 from persona_gen.optimize.config import OptimizeConfig
 from persona_gen.optimize.task import run_optimize
+from persona_gen.testing import fake_caller
 from tests.unit.annotate.synthetic import compose, demo_rule, make_items
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compiled")
-    client = build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0, "max_tokens": 64,
-                                        "concurrency": 1}))
-    client.engine.rules.insert(0, demo_rule)
-    caller = Caller(client, CallCache(tmp / "cache"), progress=False)
+    caller = fake_caller(tmp / "cache", rules=[demo_rule], concurrency=1)
     cfg = OmegaConf.create({"max_bootstrapped_demos": 2, "max_labeled_demos": 3, "max_rounds": 1})
     return optimize_judges(make_items(20), caller=caller, variants=["direct", "chain_of_thought"],
                            optimizer="bootstrap_few_shot", optimizer_cfg=cfg, n_boot=100)
@@ -39,8 +35,7 @@ def test_load_judges_restores_each_variant_with_its_program_hash(compiled, tmp_p
 
 def test_loaded_judge_keys_the_cache_like_the_compiled_one(compiled, tmp_path):
     loaded = load_judges(save_judges(tmp_path / "judge_program.json", compiled.judges))
-    caller = Caller(build_lm(OmegaConf.create({"kind": "fake", "name": "fake-v1", "temperature": 0.0,
-                                               "max_tokens": 64, "concurrency": 1})), CallCache(None), progress=False)
+    caller = fake_caller(None, concurrency=1)
     inputs = {"persona": "age: 1", "question": "q?", "first_answer": "a", "second_answer": "b"}
     key = caller.key_for("judge_direct", loaded["direct"], inputs)
     assert key == caller.key_for("judge_direct", compiled.judges["direct"], inputs)
