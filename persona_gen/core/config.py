@@ -77,7 +77,9 @@ class RunConfig:
     seed: int = 0
     run_name: str = "persona"
     max_failure_rate: float = 0.5
-    models: ModelsConfig = field(default_factory=ModelsConfig)
+    # Roles -> models: generator and judge, plus any role a pipeline step names (``+model@models.critic=...``).
+    models: dict[str, ModelConfig] = field(default_factory=lambda: {"generator": ModelConfig(),
+                                                                    "judge": ModelConfig()})
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     paths: Any = None
     sampler: Any = None
