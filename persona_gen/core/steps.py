@@ -33,6 +33,7 @@ from persona_gen.core.records import Failure
 __all__ = [
     "ENTITIES",
     "SCOPES",
+    "Call",
     "LMStep",
     "Ref",
     "Row",
@@ -122,6 +123,18 @@ class RowResult:
     @property
     def ok(self) -> bool:
         return self.failure is None and self.outputs is not None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One LM call a step asks for: counted and cached under ``stage``, sent to the model of ``role``."""
+
+    stage: str
+    module: Any
+    inputs: Mapping[str, Any]
+    role: str
+    sample_index: int = 0
+    desc: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,9 +262,35 @@ class Step:
         """Run-scope steps: the outputs, from the resolved inputs."""
         raise NotImplementedError(f"{type(self).__name__} has no run-scope execution")
 
+    def calls(self, row: Row) -> list[Call] | None:
+        """The LM calls one row needs (``[]``: none), or None for a step that only runs whole batches
+        (``run_rows``). The streaming runner sends each call the moment its row's inputs exist."""
+        return None
+
+    def finish(self, ctx: StepContext, row: Row, results: Sequence[Any]) -> RowResult:
+        """The row's result from the answers to its ``calls`` (``CallResult``s, in the order asked)."""
+        raise NotImplementedError(f"{type(self).__name__} declares calls() but no finish()")
+
     def run_rows(self, ctx: StepContext, rows: Sequence[Row]) -> dict[str, RowResult]:
-        """Row-scope steps: a RowResult per row key."""
-        raise NotImplementedError(f"{type(self).__name__} has no per-row execution")
+        """Row-scope steps: a RowResult per row key. By default through ``calls``/``finish``, one ``Caller.map``
+        per (stage, module): a step of your own may override this instead (it then runs per row when streamed)."""
+        planned = [(row, self.calls(row)) for row in rows]
+        if any(calls is None for _, calls in planned):
+            raise NotImplementedError(f"{type(self).__name__} implements neither calls() nor run_rows()")
+        groups: dict[tuple[str, int], list[tuple[int, int, Call]]] = {}
+        for i, (_, calls) in enumerate(planned):
+            for j, call in enumerate(calls or ()):
+                groups.setdefault((call.stage, id(call.module)), []).append((i, j, call))
+        answers: dict[tuple[int, int], Any] = {}
+        for members in groups.values():
+            first = members[0][2]
+            caller = ctx.runtime.caller(first.role, stats=ctx.stats)
+            results = caller.map(first.stage, first.module, [dict(c.inputs) for _, _, c in members],
+                                 sample_index=first.sample_index, desc=first.desc or first.stage)
+            for (i, j, _), res in zip(members, results, strict=True):
+                answers[(i, j)] = res
+        return {row.key: self.finish(ctx, row, [answers[(i, j)] for j in range(len(calls or ()))])
+                for i, (row, calls) in enumerate(planned)}
 
 
 def _signature_of(spec: Mapping[str, Any], step: Step) -> type:
@@ -326,27 +365,26 @@ class LMStep(Step):
                                  f"{list(out)}", template, f"fix the field name ({exc})") from None
 
     def module(self) -> Any:
-        import dspy
+        """The step's DSPy module, made once (its identity keys the cache)."""
+        if getattr(self, "_module", None) is None:
+            import dspy
 
-        return dspy.Predict(self.signature) if self.module_kind == "predict" else dspy.ChainOfThought(self.signature)
+            self._module = (dspy.Predict(self.signature) if self.module_kind == "predict"
+                            else dspy.ChainOfThought(self.signature))
+        return self._module
 
-    def run_rows(self, ctx: StepContext, rows: Sequence[Row]) -> dict[str, RowResult]:
-        caller = ctx.runtime.caller(self.role, stats=ctx.stats)
-        results = caller.map(self.name, self.module(), [dict(row.inputs) for row in rows],
-                             desc=str(self.spec.get("desc") or self.name))
-        model = caller.client.model_id
-        out: dict[str, RowResult] = {}
-        for row, res in zip(rows, results, strict=True):
-            key = row.key
-            if not res.ok:
-                out[key] = RowResult(None, res.failure)
-                continue
-            values = dict(res.outputs)
-            for name, template in self.derive.items():
-                values[name] = template.format_map(values)
-            values["model"] = model
-            out[key] = RowResult(values)
-        return out
+    def calls(self, row: Row) -> list[Call]:
+        return [Call(self.name, self.module(), row.inputs, str(self.role), desc=str(self.spec.get("desc") or ""))]
+
+    def finish(self, ctx: StepContext, row: Row, results: Sequence[Any]) -> RowResult:
+        (res,) = results
+        if not res.ok:
+            return RowResult(None, res.failure)
+        values = dict(res.outputs)
+        for name, template in self.derive.items():
+            values[name] = template.format_map(values)
+        values["model"] = ctx.runtime.client(self.role).model_id
+        return RowResult(values)
 
 
 class _Probe(dict):

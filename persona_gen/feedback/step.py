@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from persona_gen.core.records import Failure
-from persona_gen.core.steps import Row, RowResult, Step, StepContext
+from persona_gen.core.steps import Call, Row, RowResult, Step, StepContext
 
 __all__ = ["AssignStep", "CandidatesStep", "LengthCheck"]
 
@@ -63,19 +63,17 @@ class LengthCheck(Step):
         if ratio <= 0:
             raise self.error("max_ratio", "a number > 0", self.spec.get("max_ratio"), "e.g. max_ratio: 1.0")
 
-    def run_rows(self, ctx: StepContext, rows: Sequence[Row]) -> dict[str, RowResult]:
+    def calls(self, row: Row) -> list[Call]:
+        return []
+
+    def finish(self, ctx: StepContext, row: Row, results: Sequence[Any]) -> RowResult:
         ratio = float(self.spec.get("max_ratio", 1.0))
-        stage = str(self.spec.get("failure_stage") or self.name)
-        out = {}
-        for row in rows:
-            orig, revision = str(row.inputs["original"]), str(row.inputs["revision"])
-            if revision and orig and _words(revision) > ratio * _words(orig):
-                out[row.key] = RowResult(None, Failure(
-                    stage=stage, kind="length",
-                    message=f"revision has {_words(revision)} words, original {_words(orig)}; limit is {ratio}x"))
-            else:
-                out[row.key] = RowResult({})
-        return out
+        orig, revision = str(row.inputs["original"]), str(row.inputs["revision"])
+        if revision and orig and _words(revision) > ratio * _words(orig):
+            return RowResult(None, Failure(
+                stage=str(self.spec.get("failure_stage") or self.name), kind="length",
+                message=f"revision has {_words(revision)} words, original {_words(orig)}; limit is {ratio}x"))
+        return RowResult({})
 
 
 class CandidatesStep(Step):

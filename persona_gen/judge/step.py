@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from persona_gen.core.records import Judgment
-from persona_gen.core.steps import Row, RowResult, Step, StepContext
+from persona_gen.core.steps import Call, Row, RowResult, Step, StepContext
 
 __all__ = ["PairwiseJudgeStep"]
 
@@ -56,39 +56,50 @@ class PairwiseJudgeStep(Step):
 
         return load_judges(path)
 
-    def run_rows(self, ctx: StepContext, rows: Sequence[Row]) -> dict[str, RowResult]:
+    def _judge(self, variant: str) -> Any:
+        """The judge module of a variant, made (or loaded from ``program_path``) once: its identity keys the cache."""
+        if getattr(self, "_judges", None) is None:
+            from persona_gen.judge.stage import PersonaJudge
+
+            loaded = self.judges() or {}
+            self._judges = {v: loaded.get(v) or PersonaJudge(v) for v in self.variants()}
+        return self._judges[variant]
+
+    def calls(self, row: Row) -> list[Call]:
+        inp = row.inputs
+        out = []
+        for variant in self.variants():
+            for order in ORDERS:
+                first, second = ((inp["original"], inp["revision"]) if order == "original_first"
+                                 else (inp["revision"], inp["original"]))
+                out.append(Call(f"{self.name}_{variant}", self._judge(variant),
+                                {"persona": inp["persona"], "question": inp["question"], "first_answer": first,
+                                 "second_answer": second}, str(self.role), desc=f"{self.name}: {variant}"))
+        return out
+
+    def finish(self, ctx: StepContext, row: Row, results: Sequence[Any]) -> RowResult:
         from persona_gen.core.calls import program_hash
         from persona_gen.core.lm import signature_hash
-        from persona_gen.judge.stage import PersonaJudge, preferred_of
+        from persona_gen.judge.stage import preferred_of
         from persona_gen.signatures import JudgeInVoice
 
-        caller = ctx.runtime.caller(self.role, stats=ctx.stats)
-        loaded = self.judges() or {}
-        records: dict[str, list[Judgment]] = {row.key: [] for row in rows}
+        model = ctx.runtime.client(self.role).model_id
+        shash = signature_hash(JudgeInVoice)
+        pair_id = row.pair.feedback_id
+        records = []
+        answers = iter(results)
         for variant in self.variants():
-            judge = loaded.get(variant) or PersonaJudge(variant)
-            items, keys = [], []
-            for row in rows:
-                inp = row.inputs
-                for order in ORDERS:
-                    first, second = ((inp["original"], inp["revision"]) if order == "original_first"
-                                     else (inp["revision"], inp["original"]))
-                    items.append({"persona": inp["persona"], "question": inp["question"], "first_answer": first,
-                                  "second_answer": second})
-                    keys.append((row, order))
-            results = caller.map(f"{self.name}_{variant}", judge, items, desc=f"{self.name}: {variant}")
-            phash, shash = program_hash(judge), signature_hash(JudgeInVoice)
-            for (row, order), res in zip(keys, results, strict=True):
+            phash = program_hash(self._judge(variant))
+            for order in ORDERS:
+                res = next(answers)
                 choice = str(res.outputs["preferred"]) if res.ok else "abstain"
-                pair_id = row.pair.feedback_id
-                records[row.key].append(Judgment(
+                records.append(Judgment(
                     judgment_id=self._judgment_id(pair_id, variant, order), feedback_id=pair_id,
                     persona_id=row.persona.persona_id, question_id=row.question.question_id, variant=variant,
                     order=order, choice=choice, preferred=preferred_of(choice, order),
-                    reasoning=str(res.outputs.get("reasoning", "")) if res.ok else "",
-                    judge_model=caller.client.model_id, signature_hash=shash, program_hash=phash,
-                    failure=res.failure))
-        return {key: RowResult({"judgments": recs}, records=tuple(recs)) for key, recs in records.items()}
+                    reasoning=str(res.outputs.get("reasoning", "")) if res.ok else "", judge_model=model,
+                    signature_hash=shash, program_hash=phash, failure=res.failure))
+        return RowResult({"judgments": records}, records=tuple(records))
 
     @staticmethod
     def _judgment_id(pair_id: str, variant: str, order: str) -> str:
