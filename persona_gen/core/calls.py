@@ -156,6 +156,29 @@ class Caller:
         except Exception as exc:
             return self._failure(stage, exc)
 
+    def attempt(self, stage: str, module: Any, inputs: dict[str, Any], key: str) -> tuple[CallResult, Exception | None]:
+        """One attempt of one call, for a scheduler that retries itself: the result and the exception, if any."""
+        import dspy
+
+        try:
+            with dspy.context(lm=self.client.lm, adapter=self.adapter, disable_history=True):
+                pred = module(**inputs, config={"seed": _sample_seed(key)})
+            return CallResult({k: _plain(v) for k, v in pred.items()}), None
+        except Exception as exc:
+            return self._failure(stage, exc), exc
+
+    async def attempt_async(self, stage: str, module: Any, inputs: dict[str, Any],
+                            key: str) -> tuple[CallResult, Exception | None]:
+        """``attempt`` on an event loop, through the module's ``acall`` and the LM's async engine."""
+        import dspy
+
+        try:
+            with dspy.context(lm=self.client.lm, adapter=self.adapter, disable_history=True):
+                pred = await module.acall(**inputs, config={"seed": _sample_seed(key)})
+            return CallResult({k: _plain(v) for k, v in pred.items()}), None
+        except Exception as exc:
+            return self._failure(stage, exc), exc
+
     def _failure(self, stage: str, exc: Exception) -> CallResult:
         raw = getattr(exc, "lm_response", None)
         kind = "parse" if type(exc).__name__ == "AdapterParseError" else "lm_error"

@@ -77,6 +77,9 @@ class RunConfig:
     seed: int = 0
     run_name: str = "persona"
     max_failure_rate: float = 0.5
+    # stream: rows flow through the steps, every endpoint kept busy; barrier: each step over a whole chunk in turn
+    # (the reference the streaming execution is tested against: the same bytes).
+    execution: str = "stream"
     # Roles -> models: generator and judge, plus any role a pipeline step names (``+model@models.critic=...``).
     models: dict[str, ModelConfig] = field(default_factory=lambda: {"generator": ModelConfig(),
                                                                     "judge": ModelConfig()})

@@ -95,6 +95,7 @@ class Prepared:
     global_info: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     plots: list[tuple[str, Path]]
+    stats: dict[str, CallStats] = field(default_factory=dict)
     pairs_of: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,7 +125,11 @@ class _Results:
         self.prep = prep
         self.local = local
 
-    def result(self, step: Step, row: Row) -> RowResult | None:
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.prep.pipeline
+
+    def row_result(self, step: Step, row: Row) -> RowResult | None:
         key = {"question": row.question.question_id if row.question else None,
                "persona": row.persona.persona_id if row.persona else None,
                "pair": row.pair.feedback_id if row.pair else None}[step.scope]
@@ -138,7 +143,7 @@ class _Results:
         step = self.prep.pipeline.steps[ref.source]
         if step.scope == "run":
             return True, self.prep.outputs[step.name][ref.field]
-        res = self.result(step, row)
+        res = self.row_result(step, row)
         if res is None or not res.ok:
             return False, None
         return True, res.outputs.get(ref.field)
@@ -167,7 +172,8 @@ def _run_row_step(step: Step, rows: list[Row], results: _Results, ctx: StepConte
     return step.run_rows(ctx, ready) if ready else {}
 
 
-def _prepare(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
+def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True) -> Prepared:
+    """The run-scope steps (and, with ``question_steps``, the question-scope ones as batches)."""
     out_dir = Path(cfg.paths.output_dir)
     runtime = Runtime(cfg)
     stats: dict[str, CallStats] = {}
@@ -184,9 +190,9 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
     # Question-scope steps run on every question used, in the order the pairs first use them.
     questions = list({a.question.question_id: a.question for a in pairs}.values())
     question_rows = [Row(q.question_id, {}, question=q) for q in questions]
-    prep = Prepared(cfg, pipeline, out_dir, runtime, outputs, personas, pairs, {}, {}, {}, [])
+    prep = Prepared(cfg, pipeline, out_dir, runtime, outputs, personas, pairs, {}, {}, {}, [], stats)
     results = _Results(prep, {})
-    for step in pipeline.row_steps("question"):
+    for step in pipeline.row_steps("question") if question_steps else ():
         prep.question_results[step.name] = _run_row_step(step, question_rows, results, ctx)
 
     info: dict[str, Any] = {}
@@ -211,7 +217,6 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
         "generator_model": generator.model_id, "judge_model": judge.model_id,
         "embedded_model": any(cfg.models[r].kind == "smollm2" for r in pipeline.roles()),
         **info,
-        "global_stats": {k: v.as_dict() for k, v in sorted(stats.items())},
         "num_personas": len(personas), "chunk_personas": _chunk_size(cfg),
         "steps": [{"step": name, "what": pipeline.steps[name].describe(), "scope": pipeline.steps[name].scope,
                    "by": pipeline.steps[name].made_by(runtime)} for name in pipeline.order],
@@ -283,14 +288,12 @@ def _write_frame(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int:
-    """The persona- and pair-scope steps of personas [lo, hi); the stats file, written last, marks the chunk done.
+    """Barrier execution of one chunk: each persona/pair step over all its rows, in order, then the parts.
 
     Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
     """
-    name = f"part-{index:06d}"
-    if (parts / "stats" / f"{name}.json").exists():
+    if (parts / "stats" / f"part-{index:06d}.json").exists():
         return 0  # done by an earlier, interrupted run or by another shard
-    pipeline = prep.pipeline
     personas = prep.personas[lo:hi]
     stats: dict[str, CallStats] = {}
     ctx = StepContext(cfg=prep.cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=stats)
@@ -299,24 +302,33 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
                  for p in personas for a in prep.pairs_of.get(p.persona_id, [])]
     local: dict[str, dict[str, RowResult]] = {}
     results = _Results(prep, local)
-    for step in pipeline.row_steps("persona", "pair"):
+    for step in prep.pipeline.row_steps("persona", "pair"):
         local[step.name] = _run_row_step(step, persona_rows if step.scope == "persona" else pair_rows, results, ctx)
+    _write_chunk(prep.pipeline, parts, index, persona_rows, pair_rows, results, stats)
+    return sum(s.calls for s in stats.values())
+
+
+def _write_chunk(pipeline: Pipeline, parts: Path, index: int, persona_rows: list[Row], pair_rows: list[Row],
+                 results: Any, stats: dict[str, CallStats]) -> None:
+    """A finished chunk's tables as parts; the stats file, written last, marks the chunk complete."""
+    name = f"part-{index:06d}"
     for table in pipeline.tables.values():
         if table.rows in ("persona", "pair"):
             rows = persona_rows if table.rows == "persona" else pair_rows
             _write_frame(parts / table.name / f"{name}.parquet", _rows_frame(table, rows, results))
         elif table.source is not None and pipeline.steps[table.source.source].scope in ("persona", "pair"):
             step = pipeline.steps[table.source.source]
-            recs = [rec for row in (persona_rows if step.scope == "persona" else pair_rows)
-                    for rec in (local[step.name].get(row.key).records if row.key in local[step.name] else ())]
+            recs = []
+            for row in persona_rows if step.scope == "persona" else pair_rows:
+                res = results.row_result(step, row)
+                recs += list(res.records) if res is not None else []
             _write_frame(parts / table.name / f"{name}.parquet", step.records_frame(recs))
     atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
-    return sum(s.calls for s in stats.values())
 
 
 def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.DataFrame:
     """One row per entity: each column's reference ("" where its step failed or skipped the row), then failures."""
-    pipeline = results.prep.pipeline
+    pipeline = results.pipeline
     types = {col: _ref_type(ref, pipeline) for col, ref in table.columns}
     out = []
     for row in rows:
@@ -327,7 +339,7 @@ def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.Data
         if table.failures:
             failures = []
             for step_name in table.failures:
-                res = results.result(results.prep.pipeline.steps[step_name], row)
+                res = results.row_result(results.pipeline.steps[step_name], row)
                 if res is not None and res.failure is not None:
                     failures.append(res.failure.model_dump(mode="json"))
             record["failures"] = json.dumps(failures, sort_keys=True, ensure_ascii=False)
@@ -407,21 +419,35 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
         check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
     parts = parts_dir_for(cfg)
     _check_parts_dir(cfg, parts)
-    prep = _prepare(cfg, pipeline)
+    streaming = str(cfg.get("execution", "stream")) == "stream"
+    prep = _prepare(cfg, pipeline, question_steps=not streaming)
     # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
     for name, frame in prep.tables.items():
         _write_frame(parts / "global" / f"{name}.parquet", frame)
     for name, plot in prep.plots:
         atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
-    atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
     mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
-    lm_calls = sum(v["lm_calls"] for v in prep.global_info["global_stats"].values())
-    for chunk in mine:
-        lm_calls += _run_chunk(prep, *chunk, parts)
+    lm_calls = sum(v.calls for v in prep.stats.values())
+    endpoints: dict[str, Any] = {}
+    if streaming:
+        from persona_gen.pipeline.stream import stream
+
+        def write(chunk: Any, results: Any) -> None:
+            _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
+
+        made, endpoints = stream(prep, parts, mine, write_chunk=write, global_stats=prep.stats,
+                                 chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3))
+        lm_calls += made
+    else:
+        for chunk in mine:
+            lm_calls += _run_chunk(prep, *chunk, parts)
+    # Written once the run-once work (run- and question-scope steps) is complete.
+    atomic_write_text(parts / "global" / "info.json", to_json(
+        {**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}}))
     prep.runtime.close()
     if count > 1:
         return ShardResult(index, count, parts, [c[0] for c in mine])
-    return publish_parts(cfg, parts, lm_calls=lm_calls)
+    return publish_parts(cfg, parts, lm_calls=lm_calls, endpoints=endpoints)
 
 
 @dataclass
@@ -446,7 +472,8 @@ def merge(cfg: DictConfig) -> RunResult:
     return publish_parts(cfg, parts_dir_for(cfg))
 
 
-def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResult:
+def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
+                  endpoints: dict[str, Any] | None = None) -> RunResult:
     """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
     from persona_gen.publish.hub import publish_folder
     info_path = parts / "global" / "info.json"
@@ -551,6 +578,8 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "models": {"generator": info["generator"], "judge": info["judge"]},
         "signature_hashes": sig_hashes, "fidelity": info.get("fidelity"), "parts_dir": str(parts),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
+        # What each model endpoint sustained in this process (streaming execution): calls/s, in flight, retries.
+        "endpoints": endpoints or {},
     }
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))

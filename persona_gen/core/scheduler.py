@@ -1,0 +1,271 @@
+"""Every model endpoint busy: LM calls of all steps and rows, sent the moment they are asked for.
+
+``Scheduler.submit(call, done)`` looks the call up in the cache (on the scheduling thread, like ``Caller.map``), and
+a miss joins its endpoint's queue. Each endpoint (a model role's client) keeps up to ``limit`` calls in flight on
+its own workers, whatever step or chunk they come from, so the generator and the judge work at the same time and
+nothing drains at a step or chunk boundary. ``Scheduler.run(until)`` turns answers into stored results and
+callbacks until ``until()`` holds.
+
+Adaptive concurrency per endpoint (AIMD, like NeMo DataDesigner's): ``models.<role>.concurrency`` is the ceiling;
+a rate limit (HTTP 429), an overloaded server (5xx) or a timeout multiplies the limit by 0.75 and the call is
+*deferred*, not retried in place: it leaves its slot and is sent again after ``Retry-After`` (or a backoff),
+up to ``models.<role>.num_retries`` times, then it is a recorded failure. Every 25 successes raise the limit by
+one. What each endpoint sustained (calls, calls/s, in flight, retries, limit) goes to the manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from persona_gen.core.calls import Caller, CallResult, CallStats
+from persona_gen.core.steps import Call
+
+__all__ = ["Endpoint", "Scheduler"]
+
+log = logging.getLogger(__name__)
+
+DECREASE = 0.75
+INCREASE_EVERY = 25
+BACKOFF_S = 2.0
+MAX_BACKOFF_S = 30.0
+# DSPy's projections of the transient errors worth sending again (lm15 error classes project to these).
+_RETRYABLE = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError", "RateLimitError",
+              "ServerError", "TimeoutError", "TransportError")
+_THROTTLE = ("LMRateLimitError", "RateLimitError", "LMTimeoutError", "TimeoutError")
+
+
+@dataclass
+class _Pending:
+    call: Call
+    key: str
+    done: Callable[[CallResult], None]
+    stats: dict[str, CallStats]
+    attempt: int = 0
+
+
+@dataclass
+class Endpoint:
+    """One model role's client: its workers, its adaptive in-flight limit, its queue and what it sustained."""
+
+    role: str
+    caller: Caller
+    ceiling: int
+    max_retries: int
+    limit: float = 0.0
+    in_flight: int = 0
+    queue: deque[_Pending] = field(default_factory=deque)
+    deferred: list[tuple[float, int, _Pending]] = field(default_factory=list)
+    successes_since_change: int = 0
+    # What the manifest reports.
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    max_in_flight: int = 0
+    min_limit: float = 0.0
+    first_sent: float | None = None
+    last_done: float | None = None
+    busy_s: float = 0.0
+    _busy_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.limit = float(self.ceiling)
+        self.min_limit = self.limit
+        client = self.caller.client
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if client.io == "asyncio" and client.async_engine is not None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name=f"lm-{self.role}", daemon=True).start()
+            self.pool = None
+        else:
+            self.pool = ThreadPoolExecutor(max_workers=self.ceiling, thread_name_prefix=f"lm-{self.role}")
+
+    def report(self) -> dict[str, Any]:
+        window = (self.last_done - self.first_sent) if self.first_sent and self.last_done else 0.0
+        return {"calls": self.calls, "retries": self.retries, "throttled": self.throttled,
+                "calls_per_s": round(self.calls / window, 3) if window > 0 else None,
+                "mean_in_flight": round(self.busy_s / window, 3) if window > 0 else None,
+                "max_in_flight": self.max_in_flight, "concurrency_ceiling": self.ceiling,
+                "lowest_limit": int(self.min_limit), "final_limit": int(self.limit),
+                "retries_per_call": round(self.retries / self.calls, 4) if self.calls else 0.0}
+
+    def _account(self, now: float, delta: int) -> None:
+        # busy_s integrates calls-in-flight over time: mean in flight = busy_s / window.
+        if self._busy_since is not None:
+            self.busy_s += self.in_flight * (now - self._busy_since)
+        self._busy_since = now
+        self.in_flight += delta
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _retryable(exc: BaseException | None) -> tuple[bool, bool, float | None]:
+    """(retry it, throttle the endpoint, Retry-After seconds) for an exception of one attempt."""
+    if exc is None:
+        return False, False, None
+    names = {c.__name__ for c in type(exc).__mro__}
+    retry = bool(names & set(_RETRYABLE))
+    throttle = bool(names & set(_THROTTLE)) or getattr(exc, "status", None) in (429, 503)
+    after = getattr(exc, "retry_after", None)
+    return retry, throttle, float(after) if isinstance(after, int | float) and after > 0 else None
+
+
+class Scheduler:
+    """One scheduling thread (the caller's) over an endpoint per model role."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.endpoints: dict[str, Endpoint] = {}
+        self._done: queue.SimpleQueue[tuple[Endpoint, _Pending, Future[Any]]] = queue.SimpleQueue()
+        self._local: deque[tuple[Callable[[CallResult], None], CallResult]] = deque()
+        self._identities: dict[int, Any] = {}
+        self._seq = itertools.count()
+        self._restore: list[tuple[Any, int]] = []
+
+    def endpoint(self, role: str) -> Endpoint:
+        if role not in self.endpoints:
+            client = self.runtime.client(role)
+            caller = Caller(client, self.runtime.cache, progress=False)
+            # Retries are the scheduler's (deferred, not in place): DSPy sends each attempt once.
+            retries = int(getattr(client.lm, "num_retries", 0) or 0)
+            self._restore.append((client.lm, retries))
+            client.lm.num_retries = 0
+            self.endpoints[role] = Endpoint(role, caller, max(1, int(client.concurrency)), retries)
+        return self.endpoints[role]
+
+    def _identity(self, caller: Caller, module: Any) -> Any:
+        ident = self._identities.get(id(module))
+        if ident is None:
+            ident = self._identities[id(module)] = (module, caller.module_identity(module))
+        return ident[1]
+
+    # -- asking -------------------------------------------------------------------------------------------------
+
+    def submit(self, call: Call, done: Callable[[CallResult], None], stats: dict[str, CallStats]) -> None:
+        """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result)`` runs on this thread."""
+        ep = self.endpoint(call.role)
+        caller = ep.caller
+        key = caller.key_for(call.stage, call.module, dict(call.inputs), call.sample_index,
+                             self._identity(caller, call.module))
+        hit = caller._cached(key)
+        if hit is not None:
+            stats.setdefault(call.stage, CallStats()).add(hit)
+            self._local.append((done, hit))
+            return
+        ep.queue.append(_Pending(call, key, done, stats))
+
+    def _send(self, ep: Endpoint, pending: _Pending) -> None:
+        now = time.monotonic()
+        ep.first_sent = ep.first_sent or now
+        ep._account(now, +1)
+        call, caller = pending.call, ep.caller
+        if ep.loop is not None:
+            future: Future[Any] = asyncio.run_coroutine_threadsafe(
+                caller.attempt_async(call.stage, call.module, dict(call.inputs), pending.key), ep.loop)
+        else:
+            assert ep.pool is not None
+            future = ep.pool.submit(caller.attempt, call.stage, call.module, dict(call.inputs), pending.key)
+        future.add_done_callback(lambda f, ep=ep, p=pending: self._done.put((ep, p, f)))
+
+    def _pump(self, now: float) -> None:
+        for ep in self.endpoints.values():
+            while ep.deferred and ep.deferred[0][0] <= now:
+                ep.queue.appendleft(heapq.heappop(ep.deferred)[2])
+            while ep.queue and ep.in_flight < max(1, int(ep.limit)):
+                self._send(ep, ep.queue.popleft())
+
+    # -- answers ------------------------------------------------------------------------------------------------
+
+    def _finish(self, ep: Endpoint, pending: _Pending, future: Future[Any], now: float) -> None:
+        ep._account(now, -1)
+        ep.last_done = now
+        result, exc = future.result()
+        retry, throttle, after = _retryable(exc)
+        if throttle:
+            ep.throttled += 1
+            ep.limit = max(1.0, ep.limit * DECREASE)
+            ep.min_limit = min(ep.min_limit, ep.limit)
+            ep.successes_since_change = 0
+        if retry and pending.attempt < ep.max_retries:
+            pending.attempt += 1
+            ep.retries += 1
+            delay = after if after is not None else min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (pending.attempt - 1))
+            heapq.heappush(ep.deferred, (now + delay, next(self._seq), pending))
+            return
+        if exc is None and result.failure is None:
+            ep.successes_since_change += 1
+            if ep.successes_since_change >= INCREASE_EVERY:
+                ep.successes_since_change = 0
+                ep.limit = min(float(ep.ceiling), ep.limit + 1)
+        ep.calls += 1
+        ep.caller._store(pending.key, result)
+        pending.stats.setdefault(pending.call.stage, CallStats()).add(result)
+        pending.done(result)
+
+    def run(self, poll: Callable[[], bool]) -> None:
+        """Send, receive and call back until ``poll()`` (the caller's work between batches) says the run is done.
+
+        Ctrl-C (or any error) waits for the calls in flight only; queued calls are dropped.
+        """
+        try:
+            while True:
+                while self._local:
+                    done, result = self._local.popleft()
+                    done(result)
+                if poll():
+                    return
+                if self._local:
+                    continue
+                now = time.monotonic()
+                self._pump(now)
+                waits = [ep.deferred[0][0] - now for ep in self.endpoints.values() if ep.deferred]
+                if not any(ep.in_flight for ep in self.endpoints.values()):
+                    if not waits:
+                        raise RuntimeError("scheduler stalled: nothing in flight, queued or deferred, and the run "
+                                           "is not complete")
+                    time.sleep(max(0.0, min(waits)))
+                    continue
+                try:
+                    batch = [self._done.get(timeout=max(0.01, min(waits)) if waits else None)]
+                except queue.Empty:
+                    continue
+                while True:
+                    try:
+                        batch.append(self._done.get_nowait())
+                    except queue.Empty:
+                        break
+                now = time.monotonic()
+                # One cache transaction per batch of answers (as in Caller.map).
+                with self.runtime.cache.transaction():
+                    for ep, pending, future in batch:
+                        self._finish(ep, pending, future, now)
+                    self._pump(now)
+        except BaseException:
+            self.close()
+            raise
+
+    def report(self) -> dict[str, Any]:
+        return {role: ep.report() for role, ep in sorted(self.endpoints.items())}
+
+    def close(self) -> None:
+        for ep in self.endpoints.values():
+            ep.close()
+        self.endpoints.clear()
+        for lm, retries in self._restore:
+            lm.num_retries = retries
+        self._restore.clear()

@@ -1,0 +1,253 @@
+"""Rows stream through the steps: a row's next step starts as soon as its inputs exist.
+
+Every (step, row) of the question-, persona- and pair-scope steps is a task. A task waits for the results its
+references name (the row's answer, its critique, ...); the moment the last one arrives it asks for its LM calls,
+which join the endpoint of their model role (``persona_gen.core.scheduler``): the generator answers critiques of
+one chunk while the judge judges another, and no step waits for a whole step or chunk to finish. A task whose
+inputs failed is skipped (the failure is recorded once, where it happened).
+
+Chunks of personas are admitted a few at a time (``scale.chunks_in_flight``) to bound memory; a chunk whose tasks
+are all done is written at once (its parts, then its stats file, which marks it complete) and forgotten. The
+rows, their order and their values are those of the barrier execution: same cache keys, same bytes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from persona_gen.core.calls import CallResult, CallStats
+from persona_gen.core.scheduler import Scheduler
+from persona_gen.core.steps import ENTITIES, Row, RowResult, Step, StepContext
+
+__all__ = ["SKIPPED", "stream"]
+
+# A row a step did not run on, because an input failed or it is past max_rows_per_persona: no failure of its own.
+SKIPPED = RowResult(None, None)
+
+
+@dataclass(eq=False)
+class _Task:
+    step: Step
+    row: Row
+    chunk: _Chunk | None
+    deps: list[tuple[Step, str]]
+    waiting: int = 0
+
+
+@dataclass(eq=False)
+class _Chunk:
+    index: int
+    lo: int
+    hi: int
+    persona_rows: list[Row]
+    pair_rows: list[Row]
+    stats: dict[str, CallStats] = field(default_factory=dict)
+    remaining: int = 0
+
+
+def _dep_key(step: Step, row: Row) -> str:
+    if step.scope == "question":
+        return row.question.question_id
+    if step.scope == "persona":
+        return row.persona.persona_id
+    return row.pair.feedback_id
+
+
+class _Stream:
+    def __init__(self, prep: Any, parts: Path, chunks: list[tuple[int, int, int]], *, write_chunk: Callable,
+                 chunks_in_flight: int, global_stats: dict[str, CallStats]) -> None:
+        self.prep = prep
+        self.pipeline = prep.pipeline
+        self.parts = parts
+        self.write_chunk = write_chunk
+        self.scheduler = Scheduler(prep.runtime)
+        self.ctx = StepContext(cfg=prep.cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=global_stats)
+        self.global_stats = global_stats
+        self.question_steps = self.pipeline.row_steps("question")
+        self.chunk_steps = self.pipeline.row_steps("persona", "pair")
+        self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
+        self.waiters: dict[tuple[str, str], list[_Task]] = {}
+        self.ready: deque[_Task] = deque()
+        self.todo = deque(c for c in chunks if not (parts / "stats" / f"part-{c[0]:06d}.json").exists())
+        self.open_chunks: list[_Chunk] = []
+        self.chunks_in_flight = max(1, chunks_in_flight)
+        self.questions_left = 0
+        self.lm_calls = 0
+        total = len(self.question_steps) * len({a.question.question_id for a in prep.pairs})
+        for _, lo, hi in self.todo:
+            personas = prep.personas[lo:hi]
+            pairs = sum(len(prep.pairs_of.get(p.persona_id, [])) for p in personas)
+            total += sum(len(personas) if s.scope == "persona" else pairs for s in self.chunk_steps)
+        self.bar = tqdm(total=total, desc="rows through steps", unit="row", leave=False, disable=total == 0)
+
+    # -- results --------------------------------------------------------------------------------------------------
+
+    def result(self, step: Step, key: str) -> RowResult | None:
+        if step.scope == "question":
+            return self.prep.question_results[step.name].get(key)
+        return self.local[step.name].get(key)
+
+    def value(self, ref: Any, row: Row) -> tuple[bool, Any]:
+        from persona_gen.pipeline.runner import _entity_value
+
+        if ref.source in ENTITIES or ref.source == "model":
+            return True, _entity_value(ref, row, self.prep.runtime)
+        step = self.pipeline.steps[ref.source]
+        if step.scope == "run":
+            return True, self.prep.outputs[step.name][ref.field]
+        res = self.result(step, _dep_key(step, row))
+        if res is None or not res.ok:
+            return False, None
+        return True, res.outputs.get(ref.field)
+
+    def row_result(self, step: Step, row: Row) -> RowResult | None:
+        return self.result(step, _dep_key(step, row))
+
+    def _set(self, task: _Task, result: RowResult) -> None:
+        step, key = task.step, task.row.key
+        if step.scope == "question":
+            self.prep.question_results[step.name][key] = result
+            self.questions_left -= 1
+        else:
+            self.local[step.name][key] = result
+        self.bar.update(1)
+        for waiter in self.waiters.pop((step.name, key), ()):
+            waiter.waiting -= 1
+            if waiter.waiting == 0:
+                self.ready.append(waiter)
+        chunk = task.chunk
+        if chunk is not None:
+            chunk.remaining -= 1
+            if chunk.remaining == 0:
+                self._close(chunk)
+
+    # -- tasks ----------------------------------------------------------------------------------------------------
+
+    def _deps(self, step: Step) -> list[Step]:
+        names = [r.source for r in step.inputs.values() if r.source in self.pipeline.steps] + list(step.after)
+        return [self.pipeline.steps[n] for n in dict.fromkeys(names) if self.pipeline.steps[n].scope != "run"]
+
+    def _add(self, step: Step, row: Row, chunk: _Chunk | None, deps: list[Step]) -> None:
+        task = _Task(step, row, chunk, [(d, _dep_key(d, row)) for d in deps])
+        for dep, key in task.deps:
+            if self.result(dep, key) is None:
+                task.waiting += 1
+                self.waiters.setdefault((dep.name, key), []).append(task)
+        if task.waiting == 0:
+            self.ready.append(task)
+
+    def _start(self, task: _Task) -> None:
+        step, row = task.step, task.row
+        if any(not (self.result(dep, key) or SKIPPED).ok for dep, key in task.deps):
+            self._set(task, SKIPPED)
+            return
+        inputs = {}
+        for name, ref in step.inputs.items():
+            _, inputs[name] = self.value(ref, row)
+        row = Row(row.key, inputs, row.persona, row.question, row.pair)
+        stats = task.chunk.stats if task.chunk is not None else self.global_stats
+        calls = step.calls(row)
+        if calls is None:  # a step that runs batches only: a batch of one row
+            ctx = StepContext(cfg=self.ctx.cfg, runtime=self.ctx.runtime, out_dir=self.ctx.out_dir, stats=stats)
+            self._set(task, step.run_rows(ctx, [row]).get(row.key, SKIPPED))
+            return
+        if not calls:
+            self._set(task, step.finish(self.ctx, row, []))
+            return
+        answers: list[CallResult | None] = [None] * len(calls)
+        left = [len(calls)]
+
+        def done(i: int, result: CallResult) -> None:
+            answers[i] = result
+            if not result.cached:
+                self.lm_calls += 1
+            left[0] -= 1
+            if left[0] == 0:
+                self._set(task, step.finish(self.ctx, row, answers))
+
+        for i, call in enumerate(calls):
+            self.scheduler.submit(call, lambda res, i=i: done(i, res), stats)
+
+    # -- chunks ---------------------------------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while self.todo and len(self.open_chunks) < self.chunks_in_flight:
+            index, lo, hi = self.todo.popleft()
+            personas = self.prep.personas[lo:hi]
+            persona_rows = [Row(p.persona_id, {}, persona=p) for p in personas]
+            pair_rows = [Row(a.feedback_id, {}, persona=p, question=a.question, pair=a)
+                         for p in personas for a in self.prep.pairs_of.get(p.persona_id, [])]
+            chunk = _Chunk(index, lo, hi, persona_rows, pair_rows)
+            self.open_chunks.append(chunk)
+            tasks: list[tuple[Step, Row, list[Step]]] = []
+            skipped: list[tuple[Step, Row]] = []
+            for step in self.chunk_steps:
+                deps = self._deps(step)
+                if step.scope == "persona":
+                    tasks += [(step, r, deps) for r in persona_rows]
+                    continue
+                per_persona: dict[str, int] = {}
+                for r in pair_rows:
+                    n = per_persona[r.persona.persona_id] = per_persona.get(r.persona.persona_id, 0) + 1
+                    if step.max_rows_per_persona is not None and n > step.max_rows_per_persona:
+                        skipped.append((step, r))
+                    else:
+                        tasks.append((step, r, deps))
+            chunk.remaining = len(tasks) + len(skipped)
+            if chunk.remaining == 0:
+                self._close(chunk)
+                continue
+            for step, r in skipped:
+                self._set(_Task(step, r, chunk, []), SKIPPED)
+            for step, r, deps in tasks:
+                self._add(step, r, chunk, deps)
+
+    def _close(self, chunk: _Chunk) -> None:
+        self.open_chunks.remove(chunk)
+        self.write_chunk(chunk, self)
+        for rows, scope in ((chunk.persona_rows, "persona"), (chunk.pair_rows, "pair")):
+            for step in self.chunk_steps:
+                if step.scope == scope:
+                    for r in rows:
+                        self.local[step.name].pop(r.key, None)
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+
+    def _poll(self) -> bool:
+        self._admit()
+        while self.ready:
+            self._start(self.ready.popleft())
+            if not self.ready:
+                self._admit()
+        return not self.todo and not self.open_chunks and self.questions_left == 0 and not self.ready
+
+    def run(self) -> None:
+        questions = list({a.question.question_id: a.question for a in self.prep.pairs}.values())
+        for step in self.question_steps:
+            self.prep.question_results.setdefault(step.name, {})
+        deps = {s.name: self._deps(s) for s in self.question_steps}
+        self.questions_left = len(questions) * len(self.question_steps)
+        for step in self.question_steps:
+            for q in questions:
+                self._add(step, Row(q.question_id, {}, question=q), None, deps[step.name])
+        try:
+            self.scheduler.run(self._poll)
+        finally:
+            self.report = self.scheduler.report()
+            self.scheduler.close()
+            self.bar.close()
+
+
+def stream(prep: Any, parts: Path, chunks: list[tuple[int, int, int]], *, write_chunk: Callable,
+           chunks_in_flight: int, global_stats: dict[str, CallStats]) -> tuple[int, dict[str, Any]]:
+    """Run the row steps of ``chunks`` (and every question-scope step); returns (LM calls made, endpoint report)."""
+    runner = _Stream(prep, parts, chunks, write_chunk=write_chunk, chunks_in_flight=chunks_in_flight,
+                     global_stats=global_stats)
+    runner.run()
+    return runner.lm_calls, runner.report
