@@ -94,6 +94,9 @@ def register_configs() -> None:
     """Register the schemas so YAML files can extend them (``defaults: [base_model]``)."""
     from hydra.core.config_store import ConfigStore
 
+    from persona_gen.core.userdirs import register_resolvers
+
+    register_resolvers()  # ${persona_gen_user_cache:} (paths.cache_dir) and the --help page's sections
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
