@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from persona_gen.core import progress
 from persona_gen.core.cache import CallCache, canonical_json
 from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.config import validate
@@ -193,7 +194,7 @@ def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
         if total and s.failures / total > limit:
             raise PersonaGenError(format_error(
                 f"failure rate of stage {stage!r}", expected=f"<= max_failure_rate={limit}",
-                got=f"{s.failures}/{total}", where="LM answers (kept as recorded failures in the run dir)",
+                got=f"{s.failures}/{total}", where="LM answers; each failed call's raw text: <run dir>/failures.jsonl",
                 fix="use a stronger model, or raise max_failure_rate to publish anyway"))
 
 
@@ -456,14 +457,27 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     for name, plot in prep.plots:
         atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
     atomic_write_text(parts / "global" / "info.json", to_json(prep.global_info))
-    mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
+    all_chunks = _chunks(len(prep.personas), _chunk_size(cfg))
+    mine = _shard_of(all_chunks, index, count)
     lm_calls = sum(v["lm_calls"] for v in prep.global_info["global_stats"].values())
+    reporter = progress.current()  # the overall bar's total: answers so far + what the chunks will ask
+    reporter.plan(reporter.answered + sum(_planned_calls(cfg, hi - lo) for _, lo, hi in mine))
     for chunk in mine:
+        reporter.set_context(f"chunk {chunk[0] + 1}/{len(all_chunks)}")
         lm_calls += _run_chunk(prep, *chunk, parts)
+    reporter.set_context("")
     prep.cache.close()
     if count > 1:
         return ShardResult(index, count, parts, [c[0] for c in mine])
     return publish_parts(cfg, parts, lm_calls=lm_calls)
+
+
+def _planned_calls(cfg: DictConfig, personas: int) -> int:
+    """Answers a chunk of ``personas`` asks for: critique + revision per row, both orders per judge variant."""
+    rows = personas * sum(int(cfg.scale[k]) for k in ("train_rows_per_persona", "test_seen_per_persona",
+                                                       "test_unseen_per_persona"))
+    judged = personas * int(cfg.scale.judge_rows_per_persona)
+    return 2 * rows + 2 * judged * len(cfg.stage.judge.variants)
 
 
 @dataclass
@@ -595,6 +609,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "models": {"generator": info["generator"], "judge": info["judge"]},
         "signature_hashes": sig_hashes, "fidelity": info["fidelity"], "parts_dir": str(parts),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
+        **progress.current().manifest_fields(),  # timings and package versions (persona_gen.core.progress)
     }
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))

@@ -109,6 +109,11 @@ class RunReporter:
             self.planned = max(int(total), self._done)
             self._sync_overall()
 
+    @property
+    def answered(self) -> int:
+        """Answers (cached or fresh) reported so far."""
+        return self._done
+
     def set_context(self, context: str) -> None:
         """A label for the steps that follow, e.g. ``chunk 2/5`` (shown on their bars and log lines)."""
         self.context = context
