@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -89,6 +90,9 @@ class RunReporter:
     def __init__(self, run_dir: str | Path | None = None, *, bars: bool = True) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.bars = bars
+        # Step bars sit under the overall bar on a terminal; elsewhere (CI logs, captured stderr) cursor moves
+        # would be noise, so only the overall bar is drawn and each step's progress is its log line.
+        self.nested = bool(getattr(sys.stderr, "isatty", lambda: False)())
         self.steps: dict[str, StepReport] = {}
         self.failures: list[dict[str, Any]] = []
         self.planned: int | None = None
@@ -130,6 +134,7 @@ class RunReporter:
             bar = None
             if self.bars and show and total:
                 self._ensure_overall()
+            if self.bars and show and total and self.nested:
                 bar = tqdm(total=total, desc=name, unit="call", leave=False, position=1, dynamic_ncols=True)
             self._open[step] = _Open(name, time.monotonic(), bar)
             self._sync_overall()
