@@ -163,3 +163,9 @@ def test_cli_sweep_goes_on_after_a_failed_job_and_exits_nonzero(tmp_path, sweep,
     assert re.search(reason, rows[bad]["error"]) and rows[1]["content_hash"]
     assert "sweep: 2 jobs, 1 ok, 1 failed" in proc.stdout
     assert re.search(rf"job 0 \(.*\): (failed|crashed): .*({reason})", proc.stdout)
+
+
+def test_readme_shows_the_commands_these_tests_run():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for args in (README_RUN, README_SWEEP):
+        assert re.search(rf"^\.venv/bin/persona-gen {re.escape(' '.join(args))} +#", readme, re.M), args
