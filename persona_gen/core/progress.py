@@ -302,7 +302,13 @@ def reporting(run_dir: str | Path | None, *, bars: bool = True) -> Iterator[RunR
     with _default_lock:
         previous, _current = _current, reporter
     try:
-        yield reporter
+        with contextlib.ExitStack() as stack:
+            if bars and reporter.nested:
+                # On a terminal, log lines are written above the bars instead of through them.
+                from tqdm.contrib.logging import logging_redirect_tqdm
+
+                stack.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger()]))
+            yield reporter
     finally:
         reporter.close()
         with _default_lock:
