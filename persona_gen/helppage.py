@@ -43,7 +43,7 @@ GROUP_HELP: dict[str, str] = {
     "local": "your machine's own overrides (optional conf/local/default.yaml)",
 }
 
-_HIDDEN_GROUPS = ("hydra",)
+_HIDDEN_GROUPS = ("hydra", "task")  # tasks have their own section
 
 
 def version() -> str:

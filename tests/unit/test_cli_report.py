@@ -169,3 +169,19 @@ def test_readme_shows_the_commands_these_tests_run():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for args in (README_RUN, README_SWEEP):
         assert re.search(rf"^\.venv/bin/persona-gen {re.escape(' '.join(args))} +#", readme, re.M), args
+
+
+def test_every_task_is_an_option_of_the_task_group():
+    assert set(group_options("task")) == set(TASKS)
+
+
+def test_cli_tab_completion_of_task_offers_every_task(tmp_path):
+    proc = _cli(["-sc", "query=bash"], tmp_path, {"COMP_LINE": "persona-gen task="})
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.split()) == {f"task={t}" for t in TASKS}
+
+
+def test_cli_unknown_task_lists_the_tasks(tmp_path):
+    proc = _cli(["task=nope"], tmp_path)
+    assert proc.returncode == 2
+    assert "option of config group task must be one of ['annotate_export'," in proc.stderr
