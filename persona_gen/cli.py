@@ -1,4 +1,10 @@
-"""``persona-gen``: a thin ``@hydra.main`` around ``persona_gen.pipeline.run``."""
+"""``persona-gen``: a thin ``@hydra.main`` around the tasks of ``persona_gen.tasks``.
+
+Around each task: ``--version``; the models and cache announced at start; the run's report
+(``persona_gen.core.progress``: bars, one line per step, failures.jsonl, the closing summary); in a sweep, each
+job's failure recorded in ``.hydra/job_status.json`` without stopping the sweep (``persona_gen.callbacks``
+writes the sweep's summary table), and exit 1 when any job failed.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +53,8 @@ def _run_task(cfg: DictConfig) -> None:
             _report_end(reporter)
             _fail(exc)
         except BaseException:
-            _report_end(reporter)
+            # Interrupted (Ctrl-C, SIGTERM): the lines, but no failures.jsonl; the rerun resumes and writes it.
+            _report_end(reporter, write=False)
             raise
         _report_end(reporter)
     for line in result.summary_lines():
@@ -149,8 +156,8 @@ def _announce(cfg: DictConfig) -> None:
         pass
 
 
-def _report_end(reporter: object) -> None:
-    """The run's closing lines (failures by kind, where the raw answers are) and failures.jsonl."""
+def _report_end(reporter: object, *, write: bool = True) -> None:
+    """The run's closing lines (failures by kind, where the raw answers are) and, with ``write``, failures.jsonl."""
     from persona_gen.core.progress import RunReporter
 
     if not isinstance(reporter, RunReporter):
@@ -159,7 +166,10 @@ def _report_end(reporter: object) -> None:
     if not reporter.steps:
         return  # no LM step ran (a bad config): nothing to report, nothing to write
     try:
-        reporter.write_failures()
+        if write:
+            reporter.write_failures()
+        else:
+            reporter.run_dir = None  # the summary then says the raw answers are kept in the data
     except PersonaGenError as exc:
         log.warning("failures.jsonl not written: %s", exc)
     for line in reporter.summary_lines():

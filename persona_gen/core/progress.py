@@ -225,7 +225,9 @@ class RunReporter:
             where = self.failures_path()
             lines.append(f"failures: {sum(counts.values())} ({kinds}; by step {by_step})")
             lines.append(f"first failure: [{self.failures[0]['step']}] {self.failures[0]['message'][:300]}")
-            lines.append(f"raw answers: {where}" if where else "raw answers: kept in the data (failure columns)")
+            lines.append(f"raw answers: {where}" if where else
+                         "raw answers: not written to a file (no run dir, or the run was interrupted); the data's "
+                         "failure columns and the cache keep them")
         else:
             lines.append("failures: 0")
         return lines
