@@ -8,9 +8,11 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 .PHONY: install demo test bench clean
 
 $(BIN)/persona-gen: pyproject.toml
+	@echo "installing persona_gen into $(VENV) (the first time builds llama-cpp-python: about 5 minutes on 2 cores)"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@echo "installed: $$($(BIN)/persona-gen --version)"
 	touch $@
 
 install: $(BIN)/persona-gen

@@ -24,7 +24,8 @@ from persona_gen.annotate.records import LabeledItem
 from persona_gen.core.records import Feedback, Judgment
 from persona_gen.metrics import cohen_kappa_score, leave_one_out_majority
 
-__all__ = ["agreement_report", "feedback_rows", "human_vs_human", "kappa_change", "kappa_vs_majority"]
+__all__ = ["SMALL_SAMPLE", "agreement_report", "feedback_rows", "human_vs_human", "kappa_change",
+           "kappa_vs_majority", "small_sample_warning"]
 
 CI_METHOD = "percentile bootstrap over items (both orders of an item resampled together)"
 
@@ -40,12 +41,34 @@ def feedback_rows(items: Iterable[LabeledItem]) -> list[Feedback]:
                      question_type="train", seen=False, generator_model="annotation") for i in items]
 
 
+# Below this many items a kappa carries a warning instead of standing as a bare number.
+SMALL_SAMPLE = 30
+_OVERLAP_FIX = ("serve the page with annotate.raters_per_item=2 (or more) and have at least that many raters "
+                "per persona, so that items are labeled by several people")
+
+
+def small_sample_warning(n: int) -> str | None:
+    if n >= SMALL_SAMPLE:
+        return None
+    return f"small sample: {n} items (< {SMALL_SAMPLE}); read the kappa as a rough indication, not a measurement"
+
+
 def human_vs_human(items: Sequence[LabeledItem]) -> dict[str, Any]:
-    """Each rater's kappa against the majority of the other raters of the same items."""
+    """Each rater's kappa against the majority of the other raters of the same items.
+
+    When no kappa can be computed, ``note`` says why (one rater; no item shared by two raters; no variation in
+    the labels) and how to get one.
+    """
     raters = sorted({r.rater_id for i in items for r in i.ratings})
+    shared = sum(1 for i in items if len({r.rater_id for r in i.ratings}) >= 2)
     if len(raters) < 2:
-        return {"raters": len(raters), "mean_kappa": None, "per_rater": {},
-                "note": "needs at least two raters on shared items"}
+        return {"raters": len(raters), "mean_kappa": None, "per_rater": {}, "shared_items": shared,
+                "note": f"not computed: {len(raters)} rater(s); it needs at least two raters on shared items; "
+                        + _OVERLAP_FIX}
+    if not shared:
+        return {"raters": len(raters), "mean_kappa": None, "per_rater": {}, "shared_items": 0,
+                "note": f"not computed: no item was labeled by two or more of the {len(raters)} raters (each "
+                        f"played a different persona); " + _OVERLAP_FIX}
     ratings: dict[str, list[str | None]] = {name: [None] * len(items) for name in raters}
     for n, item in enumerate(items):
         for r in item.ratings:
@@ -53,11 +76,17 @@ def human_vs_human(items: Sequence[LabeledItem]) -> dict[str, Any]:
     frame = leave_one_out_majority(ratings, ties="drop")
     kappas = frame["kappa"].to_numpy(dtype=float)
     defined = kappas[~np.isnan(kappas)]
+    note = None if defined.size else (
+        f"undefined: on the {shared} shared items the ratings do not vary (every rater chose the same answer, "
+        "or the other raters split evenly), so chance agreement is total and kappa is 0/0; label more items")
     return {
         "raters": len(raters),
         "mean_kappa": _num(float(defined.mean())) if defined.size else None,
         "median_kappa": _num(float(np.median(defined))) if defined.size else None,
         "raters_with_kappa": int(defined.size),
+        "shared_items": shared,
+        "note": note,
+        "warning": small_sample_warning(shared) if defined.size else None,
         "ties": "dropped (items where the other raters split evenly)",
         "per_rater": {name: {"kappa": _num(row.kappa), "n_items": int(row.n_items), "n_ties": int(row.n_ties)}
                       for name, row in frame.iterrows()},
@@ -116,7 +145,8 @@ def kappa_vs_majority(judgments: Sequence[Judgment], items: Sequence[LabeledItem
     out: dict[str, Any] = {"ci": ci, "ci_method": CI_METHOD, "n_pairs": len(pairs), "split_items": split,
                            "abstentions": sum(1 for j, _ in pairs.values() if j == "abstain")}
     if not pairs:
-        return {**out, "kappa": None, "ci_low": None, "ci_high": None, "agreement": None, "n_items": 0}
+        return {**out, "kappa": None, "ci_low": None, "ci_high": None, "agreement": None, "n_items": 0,
+                "note": "not computed: no judged item has a human majority (unlabeled, or the raters split evenly)"}
     judge, human = zip(*pairs.values(), strict=True)
     labels = sorted(set(judge) | set(human))
     groups, tables = _tables(pairs, labels)
@@ -124,7 +154,8 @@ def kappa_vs_majority(judgments: Sequence[Judgment], items: Sequence[LabeledItem
     reps = _kappas(np.einsum("bi,ikl->bkl", _resample(len(groups), n_boot, seed), tables))
     low, high = _interval(reps, ci) if not math.isnan(kappa) else (math.nan, math.nan)
     return {**out, "kappa": _num(kappa), "ci_low": _num(low), "ci_high": _num(high), "n_items": len(groups),
-            "agreement": _num(float(np.mean([a == b for a, b in zip(judge, human, strict=True)])))}
+            "agreement": _num(float(np.mean([a == b for a, b in zip(judge, human, strict=True)]))),
+            "warning": small_sample_warning(len(groups))}
 
 
 def kappa_change(before: Sequence[Judgment], after: Sequence[Judgment], items: Sequence[LabeledItem], *,

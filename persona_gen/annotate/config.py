@@ -25,6 +25,7 @@ class AnnotateConfig:
     port: int = 8765
     labels_file: str | None = None
     require_justification: bool = True
+    raters_per_item: int = 2
     judge_source: str = "run"
     ci: float = 0.95
     n_boot: int = 1000

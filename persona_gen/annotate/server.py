@@ -1,7 +1,8 @@
 """A small local web page where a rater role-plays one persona and picks the answer that person would prefer.
 
 Standard library only (``http.server``), bound to 127.0.0.1 and nothing else. Each rater gets one persona
-(the one with the fewest raters so far) and labels its tasks one by one with a justification. Every label is
+(personas are filled to ``raters_per_item`` raters one after another, so items overlap) and labels its tasks
+one by one with a justification. Every label is
 saved at once, atomically (temp file + ``os.replace``), to a JSONL file that ``task=annotate_import`` reads;
 restarting the server resumes from that file.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from http import HTTPStatus
@@ -29,12 +31,28 @@ from persona_gen.annotate.labels import RATER_ID, check_label, read_labels
 from persona_gen.annotate.records import Label
 from persona_gen.core.errors import format_error
 
-__all__ = ["HOST", "AnnotationApp", "make_server"]
+__all__ = ["HOST", "AnnotationApp", "display_value", "make_server", "persona_card", "rater_message"]
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 MAX_BODY = 64 * 1024
+
+
+# Census value labels carry code prefixes meant for analysts ("MGR-Chief executives", "EDU-Elementary and middle
+# school teachers") and state codes ("Wyoming/WY"); a rater reads the words.
+_CODE_PREFIX = re.compile(r"^[A-Z]{2,5}-(?=[A-Za-z])")
+_STATE_SUFFIX = re.compile(r"^(?P<name>[A-Z][A-Za-z .]+)/[A-Z]{2}$")
+
+
+def display_value(key: str, value: str) -> str:
+    """A persona value as a rater should read it: no census code prefix, no state code, no repeated key."""
+    value = value.strip()
+    if key and value.lower().startswith(key.lower() + ":"):
+        value = value[len(key) + 1:].strip()  # "detailed job description: Detailed job description: ..."
+    value = _CODE_PREFIX.sub("", value)
+    state = _STATE_SUFFIX.match(value)
+    return state.group("name") if state else value
 
 
 def persona_card(text: str) -> list[list[str]]:
@@ -44,17 +62,39 @@ def persona_card(text: str) -> list[list[str]]:
         if not line.strip():
             continue
         key, sep, value = line.partition(":")
-        rows.append([key.strip(), value.strip()] if sep else ["", line.strip()])
+        rows.append([key.strip(), display_value(key.strip(), value)] if sep else ["", line.strip()])
     return rows
+
+
+def rater_message(exc: AnnotationError, payload: dict[str, Any] | None = None) -> str:
+    """What the page shows a rater for an error, in a rater's words (the technical line stays in ``error``)."""
+    text = str(exc)
+    if text.startswith("rater id"):
+        return "Your rater id may use letters, digits and _ . @ - (1 to 64 characters), for example r01."
+    if text.startswith("choice"):
+        return "Pick the answer this person would prefer (A, B or no preference) before saving."
+    if text.startswith("justification") and "at most" in text:
+        return "Your explanation is too long: please keep it under 4,000 characters."
+    if text.startswith("justification"):
+        return "Say in a few words why this person would prefer that answer, then save."
+    if text.startswith("task_id"):
+        return "This question belongs to another person than the one you play. Reload the page to continue."
+    return f"This answer could not be saved ({text}). Reload the page and try again."
 
 
 class AnnotationApp:
     """The page's state: tasks, the labels so far, and which rater plays which persona. Thread-safe."""
 
-    def __init__(self, tasks: TaskSet, labels_file: str | Path, *, require_justification: bool = True) -> None:
+    def __init__(self, tasks: TaskSet, labels_file: str | Path, *, require_justification: bool = True,
+                 raters_per_item: int = 2) -> None:
+        if int(raters_per_item) < 1:
+            raise AnnotationError(format_error(
+                "annotate.raters_per_item", expected=">= 1", got=raters_per_item, where="conf/annotate/default.yaml",
+                fix="use 2 or more so that items overlap and human-vs-human agreement can be computed"))
         self.tasks = tasks
         self.labels_file = Path(labels_file)
         self.require_justification = require_justification
+        self.raters_per_item = int(raters_per_item)
         self._by_id = tasks.by_id()
         self._personas = list(dict.fromkeys(t.persona_id for t in tasks.tasks))
         self._lock = threading.Lock()
@@ -69,9 +109,19 @@ class AnnotationApp:
     # -- state --------------------------------------------------------------------------------------------------
 
     def _persona_for(self, rater_id: str) -> str:
+        """The persona a rater plays: personas are filled up to ``raters_per_item`` raters one after the other, so
+        items overlap (human-vs-human agreement needs items with two or more raters); once every persona has
+        that many, the least-played one."""
         if rater_id not in self._assigned:
             load = Counter(self._assigned.values())
-            self._assigned[rater_id] = min(self._personas, key=lambda p: (load[p], self._personas.index(p)))
+            order = {p: n for n, p in enumerate(self._personas)}
+            open_ = [p for p in self._personas if load[p] < self.raters_per_item]
+            if open_:
+                # The most advanced unfinished persona first: it reaches raters_per_item before a new one starts.
+                pick = min(open_, key=lambda p: (-load[p], order[p]))
+            else:
+                pick = min(self._personas, key=lambda p: (load[p], order[p]))
+            self._assigned[rater_id] = pick
         return self._assigned[rater_id]
 
     def next_task(self, rater_id: str) -> dict[str, Any]:
@@ -88,6 +138,7 @@ class AnnotationApp:
         return {
             "rater_id": rater_id, "persona_id": persona, "persona": persona_card(mine[0].persona),
             "progress": {"labeled": len(mine) - len(todo), "total": len(mine)}, "done": task is None,
+            "require_justification": self.require_justification,
             "task": None if task is None else {"task_id": task.task_id, "question": task.question,
                                                "answer_a": task.answer_a, "answer_b": task.answer_b},
         }
@@ -157,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 self._json(HTTPStatus.OK, self.server.app.next_task(rater))
             except AnnotationError as exc:
-                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "message": rater_message(exc)})
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {url.path}"})
 
@@ -185,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._json(HTTPStatus.OK, self.server.app.submit(payload))
         except AnnotationError as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "message": rater_message(exc, payload)})
 
 
 class _Server(ThreadingHTTPServer):

@@ -72,7 +72,8 @@ def run_serve(cfg: DictConfig) -> ServeResult:
     ann = _annotate(cfg)
     tasks_dir = required(ann, "tasks_dir", "annotate", "pass annotate.tasks_dir=<run dir of task=annotate_export>"
                                                        "/annotation")
-    app = AnnotationApp(read_tasks(tasks_dir), labels_file(ann), require_justification=bool(ann.require_justification))
+    app = AnnotationApp(read_tasks(tasks_dir), labels_file(ann), require_justification=bool(ann.require_justification),
+                        raters_per_item=int(ann.raters_per_item))
     server = make_server(app, int(ann.port))
     url = f"http://{HOST}:{server.server_address[1]}/"
     print(f"annotation page: {url}  (labels go to {app.labels_file}; Ctrl-C to stop)", flush=True)
@@ -144,14 +145,21 @@ class ImportResult:
 
     def summary_lines(self) -> list[str]:
         r = self.report
-        hvh = r["human_vs_human"]["mean_kappa"]
+        hvh = r["human_vs_human"]
         lines = [f"imported {r['labels']} labels from {r['raters']} raters on {r['items']} items",
-                 f"human vs human (leave-one-rater-out majority): mean kappa {hvh}"]
+                 f"human vs human (leave-one-rater-out majority): mean kappa {hvh['mean_kappa']}"
+                 + _why(hvh)]
         for variant, k in r["human_vs_judge"].items():
             lines.append(f"human majority vs judge {variant}: kappa {k['kappa']} [{k['ci_low']}, {k['ci_high']}] "
-                         f"on {k['n_pairs']} answers")
+                         f"on {k['n_pairs']} answers" + _why(k))
         lines += [f"items:  {self.items_path}  (optimize.labeled_items)", f"report: {self.report_path}"]
         return lines
+
+
+def _why(result: dict[str, Any]) -> str:
+    """Why a kappa is None, or the warning a small one carries, for the summary line."""
+    text = result.get("note") or result.get("warning")
+    return f"  ({text})" if text else ""
 
 
 def run_import(cfg: DictConfig) -> ImportResult:

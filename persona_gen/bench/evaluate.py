@@ -29,6 +29,7 @@ from persona_gen.metrics import (
 )
 
 __all__ = [
+    "SMALL_SAMPLE",
     "accuracy_summary",
     "answer_stage",
     "intersectionality",
@@ -37,6 +38,7 @@ __all__ = [
     "pass_at_k_summary",
     "render_without",
     "score_pairs",
+    "small_sample_warning",
 ]
 
 CRITIC_STAGE = "bench_critic"
@@ -123,16 +125,28 @@ def _accuracy(passed: Sequence[bool], n_boot: int, seed: int) -> dict[str, float
     return {"accuracy": res.accuracy, "std": res.std}
 
 
+# Below this many items an accuracy or a kappa is reported with a warning, not as a bare number.
+SMALL_SAMPLE = 30
+
+
+def small_sample_warning(n: int, what: str = "items") -> str | None:
+    """The warning a number computed over ``n`` items carries when ``n`` < ``SMALL_SAMPLE`` (else None)."""
+    if n >= SMALL_SAMPLE:
+        return None
+    return f"small sample: {n} {what} (< {SMALL_SAMPLE}); read it as a rough indication, not a measurement"
+
+
 def accuracy_summary(rows: Sequence[BenchRow], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Accuracy (share of answers needing no revision) with its bootstrap std, over the scored rows.
 
     Returns:
-        ``accuracy``, ``std`` (None when nothing was scored), ``n_items``, ``n_scored`` and the ``failures``
-        by step (``answer``: the method failed; ``critic``: the critic's verdict failed).
+        ``accuracy``, ``std`` (None when nothing was scored), ``n_items``, ``n_scored``, the ``failures``
+        by step (``answer``: the method failed; ``critic``: the critic's verdict failed) and ``warning`` (a
+        small-sample note, or None).
     """
     passed = [r.passed for r in rows if r.passed is not None]
     return {**_accuracy(passed, n_boot, seed), "n_items": len(rows), "n_scored": len(passed),
-            "failures": _failures(rows)}
+            "failures": _failures(rows), "warning": small_sample_warning(len(passed), "scored items")}
 
 
 def _condition(test: Any, *, name: str, column: str) -> Any:
@@ -190,7 +204,9 @@ def intersectionality(rows: Sequence[BenchRow], personas: Mapping[str, Persona],
             tests = {c: _condition(t, name=name, column=c) for c, t in conditions.items()}
             subset = filter_intersection(mode_frame, tests) if len(mode_frame) else mode_frame
             subgroups[name] = {"conditions": dict(conditions), "n": len(subset),
-                               **_accuracy(subset["correct"].tolist() if len(subset) else [], n_boot, seed)}
+                               **_accuracy(subset["correct"].tolist() if len(subset) else [], n_boot, seed),
+                               "warning": "no persona matched" if not len(subset) else
+                               small_sample_warning(len(subset), "scored items")}
         groups: dict[str, list[dict[str, Any]]] = {}
         for column in breakdown_by:
             if not len(mode_frame):
@@ -198,7 +214,8 @@ def intersectionality(rows: Sequence[BenchRow], personas: Mapping[str, Persona],
                 continue
             table = breakdown(mode_frame, column, metric="accuracy", column="correct", min_size=min_group_size)
             groups[column] = [{"value": str(value), "n": int(row["n"]), "accuracy": float(row["value"]),
-                               "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])}
+                               "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
+                               "warning": small_sample_warning(int(row["n"]), "scored items")}
                               for value, row in table.iterrows()]
         out[mode] = {"filters": subgroups, "breakdown": groups}
     return out

@@ -1,16 +1,21 @@
 """The methods PERSONA Bench scores, and its persona-voiced critic, as DSPy modules.
 
 A method is any DSPy module called as ``method(persona=..., question=...)`` that returns a prediction with
-an ``answer``. The paper's four modes ship here; ``bench.method=package.module:Class`` plugs in any other
-(instantiated with no arguments). ``Caller`` passes ``config={"seed": ...}`` to every module so distinct
-samples (pass@k) get distinct seeds; a plugged-in module that takes no ``config`` gets the seed through
-its LM instead.
+an ``answer``. The paper's four modes ship here; ``bench.method=path/to/file.py:Class`` or
+``bench.method=package.module:Class`` (importable from the current folder) plugs in any other (instantiated
+with no arguments, called through ``__call__``, its scores labelled with the class's name). ``Caller`` passes
+``config={"seed": ...}`` to every module so distinct samples (pass@k) get distinct seeds; a plugged-in module
+that takes no ``config`` gets the seed through its LM instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import sys
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -96,10 +101,16 @@ class PluggedMethod(dspy.Module):
         super().__init__()
         self.method = method
         self.path = path
-        target = method.forward if hasattr(method, "forward") else method
+        # Results are labelled with the class's name, not 'custom'.
+        self.label = type(method).__name__
+        # The signature is read from the class: touching ``method.forward`` on an instance makes DSPy warn that
+        # forward() is called directly. The method itself is always called through ``__call__``.
+        cls = type(method)
+        target = getattr(cls, "forward", None) or next(
+            (c.__dict__["__call__"] for c in cls.__mro__ if "__call__" in c.__dict__), None)
         params: list[inspect.Parameter]
         try:
-            params = list(inspect.signature(target).parameters.values())
+            params = list(inspect.signature(target).parameters.values()) if target is not None else []
         except (TypeError, ValueError):
             params = []
         self._takes_config = any(p.name == "config" or p.kind is p.VAR_KEYWORD for p in params)
@@ -134,24 +145,28 @@ class BenchCritic(dspy.Module):
         return self.predict(persona=persona, question=question, answer=answer, **_config(config))
 
 
-def load_method(path: str) -> Any:
-    """Import ``package.module:Class`` (or ``package.module.Class``) and instantiate it with no arguments.
+def load_method(path: str, *, root: str | Path | None = None) -> Any:
+    """Import a method and instantiate it with no arguments.
+
+    ``path`` is ``path/to/file.py:Class`` (a file, relative to ``root``, the folder persona-gen was started in),
+    or ``package.module:Class`` / ``package.module.Class``: importable as installed, or from ``root`` (no
+    ``PYTHONPATH=.`` needed).
 
     Raises:
         ConfigError: When the path does not import, names nothing, or the class needs arguments.
     """
-    module_name, sep, attr = path.partition(":")
+    module_name, sep, attr = path.rpartition(":") if ".py:" in path else path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")
-    fix = "use 'package.module:Class' with the package importable (on PYTHONPATH)"
+    fix = "use 'path/to/file.py:Class' or 'package.module:Class' importable from the folder you run persona-gen in"
     if not module_name or not attr:
-        raise ConfigError(format_error("bench.method", expected="an import path 'package.module:Class'", got=path,
-                                       where="command line or conf/bench/", fix=fix))
+        raise ConfigError(format_error("bench.method", expected="'path/to/file.py:Class' or 'package.module:Class'",
+                                       got=path, where="command line or conf/bench/", fix=fix))
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = _import(module_name, Path(root) if root is not None else Path.cwd())
         for part in attr.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
         raise ConfigError(format_error("bench.method", expected="an importable 'package.module:Class'", got=path,
                                        where="command line or conf/bench/", fix=f"{fix} ({exc})")) from None
     try:
@@ -167,8 +182,39 @@ def load_method(path: str) -> Any:
     return instance
 
 
-def build_method(mode: str, method_path: str | None = None) -> dspy.Module:
-    """The module of one bench mode; ``custom`` loads ``method_path``."""
+def _import(module_name: str, root: Path) -> Any:
+    """A module by file path (``x/y.py``) or by name, the name found installed or under ``root``."""
+    if module_name.endswith(".py"):
+        file = (root / module_name).resolve()
+        if not file.is_file():
+            raise ImportError(f"no file {file}")
+        name = f"persona_gen_bench_method_{hashlib.sha256(str(file).encode()).hexdigest()[:12]}"
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {file}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        if exc.name != top or not ((root / f"{top}.py").is_file() or (root / top).is_dir()):
+            raise
+    # The module sits in the folder persona-gen was started in: import it from there, as `python -m` would.
+    sys.path.insert(0, str(root))
+    return importlib.import_module(module_name)
+
+
+def build_method(mode: str, method_path: str | None = None, *, root: str | Path | None = None) -> dspy.Module:
+    """The module of one bench mode; ``custom`` loads ``method_path`` (relative to ``root``)."""
     if mode == "baseline":
         return NoPersonaAnswerer()
     if mode in ("output_only", "chain_of_thought"):
@@ -176,7 +222,7 @@ def build_method(mode: str, method_path: str | None = None) -> dspy.Module:
     if mode == "demographic_summary":
         return SummaryAnswerer()
     if mode == "custom" and method_path:
-        return PluggedMethod(load_method(method_path), method_path)
+        return PluggedMethod(load_method(method_path, root=root), method_path)
     raise ConfigError(format_error(
         "bench.mode", expected="one of ['baseline', 'output_only', 'chain_of_thought', 'demographic_summary', "
         "'custom'] ('custom' with bench.method set)", got=mode, where="command line or conf/bench/",

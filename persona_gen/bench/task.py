@@ -30,6 +30,7 @@ from persona_gen.bench.evaluate import (
     pass_at_k_samples,
     pass_at_k_summary,
     score_pairs,
+    small_sample_warning,
 )
 from persona_gen.bench.methods import BenchCritic, build_method
 from persona_gen.bench.records import BenchRow
@@ -65,12 +66,16 @@ class BenchResult:
             acc = "n/a" if s["accuracy"] is None else f"{s['accuracy']:.3f} ± {s['std']:.3f}"
             fails = s["failures"]
             lines.append(f"bench {mode:<20} accuracy {acc}  (scored {s['n_scored']}/{s['n_items']}; "
-                         f"failures: answer {fails['answer']}, critic {fails['critic']})")
+                         f"failures: answer {fails['answer']}, critic {fails['critic']})"
+                         + (f"  [warning: {s['warning']}]" if s.get("warning") else ""))
+        if self.scores.get("intersectionality_note"):
+            lines.append(f"bench intersectionality: {self.scores['intersectionality_note']}")
         loo = self.scores.get("leave_one_out")
         if loo and loo["attributes"]:
             top = loo["attributes"][0]
             kappa = "n/a" if top["kappa"] is None else f"{top['kappa']:.3f}"
-            lines.append(f"bench leave-one-out ({loo['mode']}): most influential {top['attribute']!r} (kappa {kappa})")
+            lines.append(f"bench leave-one-out ({loo['mode']}): most influential {top['attribute']!r} (kappa {kappa})"
+                         + (f"  [warning: {loo['warning']}]" if loo.get("warning") else ""))
         pk = self.scores.get("pass_at_k")
         if pk and pk["curve"]:
             first, last = pk["curve"][0], pk["curve"][-1]
@@ -174,7 +179,8 @@ def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMCl
     pairs = select_pairs(data.personas, data.questions, split=settings.question_split,
                          num_personas=settings.num_personas, questions_per_persona=settings.questions_per_persona,
                          seed=seed_questions)
-    methods = {mode: build_method(mode, settings.method) for mode in
+    root = cfg.paths.get("root") if cfg.get("paths") is not None else None
+    methods = {mode: build_method(mode, settings.method, root=root) for mode in
                dict.fromkeys([*settings.eval_modes, *_sub_modes(settings)])}
     cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
     stats: dict[str, CallStats] = {}
@@ -236,16 +242,23 @@ def _header(bench: _Bench, dataset_dir: Path) -> dict[str, Any]:
                    "question_split": bench.settings.question_split},
         "models": {"generator": bench.gen.client.identity, "judge": bench.judge.client.identity},
         "signature_hashes": {s.__name__: signature_hash(s) for s in signatures},
-        "method": bench.settings.method, "analyses": list(bench.settings.analyses),
+        "method": bench.settings.method,
+        "method_label": _label(bench, "custom") if "custom" in bench.methods else None,
+        "analyses": list(bench.settings.analyses),
         "config": config, "config_hash": hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16],
         "std_over": f"{bench.settings.bootstrap_samples} bootstrap resamples of the scored rows", "modes": {},
     }
 
 
+def _label(bench: _Bench, mode: str) -> str:
+    """How results of a mode are labelled: a plugged-in method by its class name, the others by mode."""
+    return str(getattr(bench.methods.get(mode), "label", mode))
+
+
 def _evaluate(bench: _Bench, scores: dict[str, Any]) -> list[Path]:
     for mode in bench.settings.eval_modes:
-        scores["modes"][mode] = accuracy_summary(bench.eval_rows(mode), n_boot=bench.settings.bootstrap_samples,
-                                                 seed=bench.seed_boot)
+        scores["modes"][_label(bench, mode)] = accuracy_summary(
+            bench.eval_rows(mode), n_boot=bench.settings.bootstrap_samples, seed=bench.seed_boot)
     return [bench.plot("accuracy_by_mode.png", plots.plot_accuracy(scores["modes"]))] if scores["modes"] else []
 
 
@@ -255,8 +268,14 @@ def _intersectionality(bench: _Bench, scores: dict[str, Any]) -> list[Path]:
     result = intersectionality(rows, {p.persona_id: p for p in bench.personas}, filters=ix.filters,
                                breakdown_by=ix.breakdown_by, min_group_size=ix.min_group_size,
                                n_boot=bench.settings.bootstrap_samples, seed=bench.seed_boot)
+    result = {_label(bench, mode): v for mode, v in result.items()}
     scores["intersectionality"] = result
     if not (ix.filters and result):
+        return []
+    if not any(sub["n"] for r in result.values() for sub in r["filters"].values()):
+        # An empty chart would look like accuracy 0: say so instead of drawing one.
+        scores["intersectionality_note"] = (f"no persona matched any filter ({', '.join(ix.filters)}) among "
+                                            f"{len(bench.personas)} personas; no plot drawn")
         return []
     return [bench.plot("intersectionality.png", plots.plot_intersectionality(result))]
 
@@ -273,7 +292,9 @@ def _leave_one_out(bench: _Bench, scores: dict[str, Any], extra_rows: list[Bench
     lookup = {(p.persona.persona_id, p.question.question_id): p for p in bench.pairs}
     table, loo_rows = leave_one_out(base, lookup, attributes=attributes, judge=bench.judge, critic=bench.critic)
     records = table.to_dict(orient="records")
-    scores["leave_one_out"] = {"mode": loo.mode, "items": sum(1 for r in base if r.passed is not None),
+    items = sum(1 for r in base if r.passed is not None)
+    scores["leave_one_out"] = {"mode": _label(bench, loo.mode), "items": items,
+                               "warning": small_sample_warning(items, "items per kappa"),
                                "failures": sum(1 for r in loo_rows if r.failure is not None), "attributes": records}
     extra_rows += loo_rows
     return [bench.plot("leave_one_out.png", plots.plot_leave_one_out(records, mode=loo.mode))] if records else []
@@ -290,7 +311,7 @@ def _pass_at_k(bench: _Bench, scores: dict[str, Any], extra_rows: list[BenchRow]
                              generator=sampling, judge=bench.judge, critic=bench.critic,
                              stage=answer_stage(pk.mode, bench.settings.method, sampled=True))
     summary = pass_at_k_summary(rows, max_k=pk.max_k)
-    scores["pass_at_k"] = {"mode": pk.mode, "num_samples": pk.num_samples,
+    scores["pass_at_k"] = {"mode": _label(bench, pk.mode), "num_samples": pk.num_samples,
                            "temperature": client.identity.get("temperature"), **summary}
     extra_rows += rows
     if not summary["curve"]:

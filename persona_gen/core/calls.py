@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from tqdm.auto import tqdm
 
+from persona_gen.core import progress
 from persona_gen.core.adapter import JSONAdapter
 from persona_gen.core.cache import CallCache, cache_key, canonical_json
 from persona_gen.core.lm import LMClient, signature_identity
@@ -86,6 +86,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _requests(client: LMClient) -> int | None:
+    """Requests the client's engines have sent so far (None when they do not count them)."""
+    counts = [getattr(e, "requests", None) for e in (client.engine, client.async_engine) if e is not None]
+    counts = [c for c in counts if isinstance(c, int)]
+    return sum(counts) if counts else None
 
 
 def _sample_seed(key: str) -> int:
@@ -265,7 +272,7 @@ class Caller:
                                  "failure": result.failure.model_dump() if result.failure else None})
 
     def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], *, sample_index: int = 0,
-            desc: str | None = None) -> list[CallResult]:
+            desc: str | None = None, ids: Sequence[dict[str, Any]] | None = None) -> list[CallResult]:
         """Results in input order; at most ``client.concurrency`` calls in flight.
 
         The cache is read and written on the calling thread (one SQLite user, no lock contention between
@@ -273,14 +280,21 @@ class Caller:
         every input has been looked up. Only LM calls run concurrently: on a thread pool, or on an event loop
         with ``models.<role>.io=asyncio`` (``uses_event_loop``). Answers are stored as they arrive (on threads,
         each batch that finished together in one transaction), so a killed run loses at most the calls in
-        flight and the batch being stored.
+        flight and the batch being stored. ``ids`` (one dict per input, e.g. ``{"persona_id": ...}``) name the
+        input of a failed call in ``failures.jsonl``.
         """
         identity = self.module_identity(module)
         keys: list[str] = [""] * len(inputs)
         results: list[CallResult | None] = [None] * len(inputs)
-        bar = tqdm(total=len(inputs), desc=desc or stage, leave=False, disable=not self.progress or not inputs,
-                   unit="call")
-        failed = 0
+        # Bars, the step's log line and kept failures: the run's reporter (persona_gen.core.progress).
+        reporter = progress.current()
+        reporter.step_started(stage, len(inputs), label=desc, show=self.progress)
+        requests_before = _requests(self.client)
+        sent = 0
+
+        def report(i: int, result: CallResult) -> None:
+            reporter.call_done(stage, cached=result.cached, failure=result.failure,
+                               ids={"index": i, "cache_key": keys[i][:16], **(ids[i] if ids else {})})
 
         def misses() -> Iterator[int]:
             for i, item in enumerate(inputs):
@@ -289,16 +303,14 @@ class Caller:
                 if results[i] is None:
                     yield i
                 else:
-                    bar.update(1)
+                    report(i, results[i])
 
         def done(i: int, result: CallResult) -> None:
-            nonlocal failed
+            nonlocal sent
             self._store(keys[i], result)
             results[i] = result
-            if result.failure is not None:
-                failed += 1
-                bar.set_postfix(failures=failed, refresh=False)
-            bar.update(1)
+            sent += 1
+            report(i, result)
 
         todo = misses()
         try:
@@ -310,7 +322,9 @@ class Caller:
             else:
                 self._threaded(stage, module, inputs, keys, todo, done)
         finally:
-            bar.close()
+            # Retries: requests the engine sent beyond one per call (DSPy retries inside a call).
+            retries = _requests(self.client) - requests_before - sent if requests_before is not None else 0
+            reporter.step_finished(stage, retries=max(0, retries))
             stats = self._stage_stats(stage)
             for result in results:
                 if result is not None:

@@ -100,6 +100,9 @@ def register_configs() -> None:
     """Register the schemas so YAML files can extend them (``defaults: [base_model]``)."""
     from hydra.core.config_store import ConfigStore
 
+    from persona_gen.core.userdirs import register_resolvers
+
+    register_resolvers()  # ${persona_gen_user_cache:} (paths.cache_dir) and the --help page's sections
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
@@ -111,6 +114,8 @@ def _fail(key: str, expected: str, got: object, fix: str) -> ConfigError:
 
 def validate(cfg: DictConfig) -> None:
     """Check ranges and cross-field rules that types alone cannot express."""
+    if int(cfg.seed) < 0:
+        raise _fail("seed", "an integer >= 0 (a non-negative seed)", cfg.seed, "e.g. seed=0")
     scale = cfg.scale
     if scale.num_personas < 1:
         raise _fail("scale.num_personas", ">= 1", scale.num_personas, "raise it, e.g. scale.num_personas=4")

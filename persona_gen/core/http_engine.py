@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import urllib.request
 import weakref
 from typing import Any
@@ -112,6 +113,9 @@ class _Wire:
         self.supported_params = frozenset(params)
         self._path = (parts.path.rstrip("/") or "") + "/chat/completions"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # Requests sent (each retry is one more): the run's report shows retries as requests beyond one per call.
+        self._sent_lock = threading.Lock()
+        self.requests = 0
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
@@ -120,7 +124,9 @@ class _Wire:
                 f"structured_output={self.structured_output!r})")
 
     def body(self, request: Any) -> dict[str, Any]:
-        """The chat-completions request body for a DSPy ``Request``."""
+        """The chat-completions request body for a DSPy ``Request`` (counted: one per request sent)."""
+        with self._sent_lock:
+            self.requests += 1
         cfg = request.config
         body: dict[str, Any] = {"model": self.model, "messages": _request_messages(request)}
         for name in ("temperature", "max_tokens", "top_p", "seed"):

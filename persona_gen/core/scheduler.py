@@ -136,6 +136,7 @@ class Scheduler:
         self._identities: dict[int, Any] = {}
         self._seq = itertools.count()
         self._restore: list[tuple[Any, int]] = []
+        self.retries_by_stage: dict[str, int] = {}
 
     def endpoint(self, role: str) -> Endpoint:
         if role not in self.endpoints:
@@ -204,6 +205,8 @@ class Scheduler:
         if retry and pending.attempt < ep.max_retries:
             pending.attempt += 1
             ep.retries += 1
+            stage = pending.call.stage
+            self.retries_by_stage[stage] = self.retries_by_stage.get(stage, 0) + 1
             delay = after if after is not None else min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (pending.attempt - 1))
             heapq.heappush(ep.deferred, (now + delay, next(self._seq), pending))
             return

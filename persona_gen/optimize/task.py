@@ -151,8 +151,10 @@ class OptimizeResult:
                  f"dev {self.report['split']['dev_items']} items)"]
         for variant, v in self.report["variants"].items():
             dev = v["dev"]
+            warning = dev["before"].get("warning")  # a dev set of fewer than 30 items (annotate.agreement)
             lines.append(f"{variant}: dev kappa {fmt(dev['before'])} -> {fmt(dev['after'])}; "
-                         f"change {fmt(dev['delta'])}  (program {v['program_hash_after']})")
+                         f"change {fmt(dev['delta'])}  (program {v['program_hash_after']})"
+                         + (f"  [warning: {warning}]" if warning else ""))
         lines += [f"program: {self.program_path}", f"report:  {self.report_path}",
                   f"use it:  persona-gen stage.judge.program_path={self.program_path}"]
         return lines

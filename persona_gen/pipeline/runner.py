@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from persona_gen.core import progress
 from persona_gen.core.cache import canonical_json
 from persona_gen.core.calls import CallStats
 from persona_gen.core.config import validate
@@ -76,7 +77,7 @@ def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
         if total and s.failures / total > limit:
             raise PersonaGenError(format_error(
                 f"failure rate of stage {stage!r}", expected=f"<= max_failure_rate={limit}",
-                got=f"{s.failures}/{total}", where="LM answers (kept as recorded failures in the run dir)",
+                got=f"{s.failures}/{total}", where="LM answers; each failed call's raw text: <run dir>/failures.jsonl",
                 fix="use a stronger model, or raise max_failure_rate to publish anyway"))
 
 
@@ -308,6 +309,23 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
     return sum(s.calls for s in stats.values())
 
 
+def _planned_calls(pipeline: Pipeline, prep: Prepared, lo: int, hi: int) -> int:
+    """Answers the persona- and pair-scope steps of personas [lo, hi) ask for, if no input fails."""
+    from persona_gen.pipeline.stream import calls_per_row
+
+    personas = prep.personas[lo:hi]
+    total = 0
+    for step in pipeline.row_steps("persona", "pair"):
+        if step.scope == "persona":
+            rows = len(personas)
+        else:
+            per = [len(prep.pairs_of.get(p.persona_id, [])) for p in personas]
+            limit = step.max_rows_per_persona
+            rows = sum(n if limit is None else min(n, limit) for n in per)
+        total += rows * sum(calls_per_row(step).values())
+    return total
+
+
 def _write_chunk(pipeline: Pipeline, parts: Path, index: int, persona_rows: list[Row], pair_rows: list[Row],
                  results: Any, stats: dict[str, CallStats]) -> None:
     """A finished chunk's tables as parts; the stats file, written last, marks the chunk complete."""
@@ -439,8 +457,13 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
                                  chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3))
         lm_calls += made
     else:
+        all_chunks = _chunks(len(prep.personas), _chunk_size(cfg))
+        reporter = progress.current()  # the overall bar's total: answers so far + what the chunks will ask
+        reporter.plan(reporter.answered + sum(_planned_calls(pipeline, prep, lo, hi) for _, lo, hi in mine))
         for chunk in mine:
+            reporter.set_context(f"chunk {chunk[0] + 1}/{len(all_chunks)}")
             lm_calls += _run_chunk(prep, *chunk, parts)
+        reporter.set_context("")
     # Written once the run-once work (run- and question-scope steps) is complete.
     atomic_write_text(parts / "global" / "info.json", to_json(
         {**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}}))
@@ -580,6 +603,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
         # What each model endpoint sustained in this process (streaming execution): calls/s, in flight, retries.
         "endpoints": endpoints or {},
+        **progress.current().manifest_fields(),  # timings and package versions (persona_gen.core.progress)
     }
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))

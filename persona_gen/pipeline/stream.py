@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from persona_gen.core import progress
 from persona_gen.core.calls import CallResult, CallStats
 from persona_gen.core.scheduler import Scheduler
 from persona_gen.core.steps import ENTITIES, Row, RowResult, Step, StepContext
 
-__all__ = ["SKIPPED", "stream"]
+__all__ = ["SKIPPED", "calls_per_row", "stream"]
 
 # A row a step did not run on, because an input failed or it is past max_rows_per_persona: no failure of its own.
 SKIPPED = RowResult(None, None)
@@ -49,6 +48,17 @@ class _Chunk:
     pair_rows: list[Row]
     stats: dict[str, CallStats] = field(default_factory=dict)
     remaining: int = 0
+
+
+def calls_per_row(step: Step) -> dict[str, int]:
+    """The LM calls one row of ``step`` asks for, by stage (a batch-only step counts one)."""
+    calls = step.calls(Row("plan", {name: "" for name in step.inputs}))
+    if calls is None:
+        return {step.name: 1}
+    out: dict[str, int] = {}
+    for call in calls:
+        out[call.stage] = out.get(call.stage, 0) + 1
+    return out
 
 
 def _dep_key(step: Step, row: Row) -> str:
@@ -79,12 +89,28 @@ class _Stream:
         self.chunks_in_flight = max(1, chunks_in_flight)
         self.questions_left = 0
         self.lm_calls = 0
-        total = len(self.question_steps) * len({a.question.question_id for a in prep.pairs})
+        # The reporter's plan: every call of every task, if no input fails (a skipped row asks for none).
+        questions = len({a.question.question_id for a in prep.pairs})
+        self.planned: dict[str, int] = {}
+        for step in self.question_steps:
+            for stage, n in calls_per_row(step).items():
+                self.planned[stage] = self.planned.get(stage, 0) + n * questions
         for _, lo, hi in self.todo:
             personas = prep.personas[lo:hi]
-            pairs = sum(len(prep.pairs_of.get(p.persona_id, [])) for p in personas)
-            total += sum(len(personas) if s.scope == "persona" else pairs for s in self.chunk_steps)
-        self.bar = tqdm(total=total, desc="rows through steps", unit="row", leave=False, disable=total == 0)
+            for step in self.chunk_steps:
+                if step.scope == "persona":
+                    rows = len(personas)
+                else:
+                    limit = step.max_rows_per_persona
+                    rows = sum(len(prep.pairs_of.get(p.persona_id, [])) if limit is None
+                               else min(limit, len(prep.pairs_of.get(p.persona_id, []))) for p in personas)
+                for stage, n in calls_per_row(step).items():
+                    self.planned[stage] = self.planned.get(stage, 0) + n * rows
+        self.reporter = progress.current()
+        self.labels: dict[str, str] = {}
+        for step in self.pipeline.row_steps("question", "persona", "pair"):
+            for call in step.calls(Row("plan", {name: "" for name in step.inputs})) or ():
+                self.labels.setdefault(call.stage, call.desc or call.stage)
 
     # -- results --------------------------------------------------------------------------------------------------
 
@@ -116,7 +142,6 @@ class _Stream:
             self.questions_left -= 1
         else:
             self.local[step.name][key] = result
-        self.bar.update(1)
         for waiter in self.waiters.pop((step.name, key), ()):
             waiter.waiting -= 1
             if waiter.waiting == 0:
@@ -163,8 +188,13 @@ class _Stream:
         answers: list[CallResult | None] = [None] * len(calls)
         left = [len(calls)]
 
+        ids = {"persona_id": row.persona.persona_id if row.persona else None,
+               "question_id": row.question.question_id if row.question else None,
+               "pair_id": row.pair.feedback_id if row.pair else None}
+
         def done(i: int, result: CallResult) -> None:
             answers[i] = result
+            self.reporter.call_done(calls[i].stage, cached=result.cached, failure=result.failure, ids=ids)
             if not result.cached:
                 self.lm_calls += 1
             left[0] -= 1
@@ -233,6 +263,9 @@ class _Stream:
             self.prep.question_results.setdefault(step.name, {})
         deps = {s.name: self._deps(s) for s in self.question_steps}
         self.questions_left = len(questions) * len(self.question_steps)
+        self.reporter.plan(self.reporter.answered + sum(self.planned.values()))
+        for stage, total in self.planned.items():
+            self.reporter.step_started(stage, total, label=str(self.labels.get(stage, stage)))
         for step in self.question_steps:
             for q in questions:
                 self._add(step, Row(q.question_id, {}, question=q), None, deps[step.name])
@@ -241,7 +274,8 @@ class _Stream:
         finally:
             self.report = self.scheduler.report()
             self.scheduler.close()
-            self.bar.close()
+            for stage in self.planned:
+                self.reporter.step_finished(stage, retries=self.scheduler.retries_by_stage.get(stage, 0))
 
 
 def stream(prep: Any, parts: Path, chunks: list[tuple[int, int, int]], *, write_chunk: Callable,

@@ -88,7 +88,7 @@ def _error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def _assert_no_partial_output(root: Path, cwd: Path) -> None:
-    """Only Hydra's .hydra/ and log under the working dir; no temporary or staging file anywhere under root."""
+    """Only Hydra's .hydra/, log and failures.jsonl under the working dir; no temporary or staging file under root."""
     leftovers = []
     for path in cwd.rglob("*"):
         rel = path.relative_to(cwd)
@@ -96,6 +96,8 @@ def _assert_no_partial_output(root: Path, cwd: Path) -> None:
             continue
         if len(rel.parts) == 2 and rel.parts[0] == "run" and path.suffix == ".log":
             continue
+        if len(rel.parts) == 2 and rel.parts[0] == "run" and rel.parts[1] == "failures.jsonl":
+            continue  # the failed calls' raw answers: what a failed run must leave to be diagnosed
         leftovers.append(str(rel))
     assert leftovers == [], f"partial output left behind: {leftovers}"
     stray = [str(p.relative_to(root)) for p in root.rglob("*")

@@ -11,6 +11,7 @@ from persona_gen.tasks import resolve_task
     ("models.judge=fake,smollm2", "model@models.judge=fake,smollm2"),
     ("models.generator.temperature=0.7", "models.generator.temperature=0.7"),
     ("seed=1,2", "seed=1,2"),
+    ("models=fake", "models=fake"),  # the preset of both roles is a group of its own
 ])
 def test_cli_alias_maps_role_to_model_group(arg, expected):
     assert _alias_model_overrides([arg]) == [expected]

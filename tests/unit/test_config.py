@@ -13,6 +13,7 @@ from persona_gen.core.errors import ConfigError
 register_configs()
 
 GROUPS = {
+    "models": "models",
     "model": "models.generator",
     "scale": "scale",
     "cache": "cache",

@@ -72,3 +72,26 @@ def test_agreement_report_has_one_entry_per_judge_variant():
     report = agreement_report(items, judged, n_boot=100)
     assert sorted(report["human_vs_judge"]) == ["chain_of_thought", "direct"]
     assert report["human_vs_judge"]["direct"]["kappa"] == 1.0
+
+
+
+def test_human_vs_human_explains_why_it_is_none_without_shared_items():
+    # Every item labeled by a different single rater (each played another persona).
+    items = [item.model_copy(update={"ratings": (item.ratings[0].model_copy(update={"rater_id": f"solo{n}"}),)})
+             for n, item in enumerate(make_items(6, raters=1))]
+    report = human_vs_human(items)
+    assert report["mean_kappa"] is None and report["shared_items"] == 0
+    assert report["note"].startswith("not computed: no item was labeled by two or more of the 6 raters")
+    assert "annotate.raters_per_item=2" in report["note"]
+
+
+def test_human_vs_human_one_rater_is_explained():
+    report = human_vs_human(make_items(4, raters=1))
+    assert report["mean_kappa"] is None and report["note"].startswith("not computed: 1 rater(s)")
+
+
+def test_human_vs_human_small_sample_carries_a_warning():
+    report = human_vs_human(make_items(20, raters=3, noisy_every=5))
+    assert report["mean_kappa"] is not None and report["shared_items"] == 20
+    assert report["warning"].startswith("small sample: 20 items (< 30)")
+    assert human_vs_human(make_items(40, raters=3, noisy_every=5))["warning"] is None

@@ -39,11 +39,54 @@ def _label(rater, task_id, choice="a", why="fits me"):
     return {"rater_id": rater, "task_id": task_id, "choice": choice, "justification": why}
 
 
-def test_app_gives_each_new_rater_the_least_covered_persona(tasks, tmp_path):
-    app = AnnotationApp(tasks, tmp_path / "labels.jsonl")
+def test_app_raters_per_item_one_gives_each_new_rater_the_least_covered_persona(tasks, tmp_path):
+    app = AnnotationApp(tasks, tmp_path / "labels.jsonl", raters_per_item=1)
     personas = [app.next_task(f"r{n}")["persona_id"] for n in range(4)]
     assert len(set(personas[:3])) == 3
     assert personas[3] == personas[0]
+
+
+def test_app_raters_per_item_fills_each_persona_before_the_next(tasks, tmp_path):
+    app = AnnotationApp(tasks, tmp_path / "labels.jsonl", raters_per_item=2)
+    personas = [app.next_task(f"r{n}")["persona_id"] for n in range(7)]
+    assert personas[0] == personas[1] != personas[2] == personas[3] != personas[4] == personas[5]
+    assert len(set(personas[:6])) == 3
+    assert personas[6] == personas[0]  # every persona has 2 raters: the least played one again
+
+
+def test_app_rejects_zero_raters_per_item(tasks, tmp_path):
+    with pytest.raises(AnnotationError, match=r"annotate\.raters_per_item must be >= 1, but got 0"):
+        AnnotationApp(tasks, tmp_path / "labels.jsonl", raters_per_item=0)
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("industry category", "EDU-Elementary And Secondary Schools", "Elementary And Secondary Schools"),
+    ("occupation category", "MGR-Chief Executives And Legislators", "Chief Executives And Legislators"),
+    ("place of birth", "Wyoming/WY", "Wyoming"),
+    ("detailed job description", "Detailed job description: fixes roofs", "fixes roofs"),
+    ("age", "42", "42"),
+    ("race", "White alone", "White alone"),
+])
+def test_persona_card_shows_labels_without_census_codes(key, value, shown):
+    from persona_gen.annotate.server import persona_card
+
+    assert persona_card(f"{key}: {value}") == [[key, shown]]
+
+
+def test_page_errors_come_back_in_a_raters_words(server, tasks):
+    task = tasks.tasks[0].task_id
+    status, body = _request(server, "POST", "/api/labels", json.dumps(_label("r1", task, why="")),
+                            {"Content-Type": "application/json"})
+    data = json.loads(body)
+    assert status == 400 and data["error"].startswith("justification must be non-empty")
+    assert data["message"] == "Say in a few words why this person would prefer that answer, then save."
+    status, body = _request(server, "GET", "/api/next?rater_id=bad%20id")
+    assert status == 400 and json.loads(body)["message"].startswith("Your rater id may use letters")
+
+
+def test_page_state_tells_whether_a_justification_is_required(tasks, tmp_path):
+    app = AnnotationApp(tasks, tmp_path / "labels.jsonl", require_justification=False)
+    assert app.next_task("r1")["require_justification"] is False
 
 
 def test_app_saves_labels_as_jsonl_that_import_reads(tasks, tmp_path):

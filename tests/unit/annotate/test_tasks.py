@@ -102,3 +102,14 @@ def test_run_import_reads_judgments_from_the_dataset(exported, tmp_path):
     report = run_import(cfg).report
     assert list(report["human_vs_judge"]) == ["direct"]
     assert report["human_vs_judge"]["direct"]["n_pairs"] == 2 * len(keys)
+
+
+def test_run_import_summary_says_why_human_kappa_is_none(exported, tmp_path):
+    labels = _labels_csv(tmp_path / "labels.csv", exported.tasks, raters=("solo",))
+    cfg = compose(tmp_path / "import", tmp_path / "cache",
+                  [f"annotate.tasks_dir={exported.folder}", f"annotate.labels=[{labels}]",
+                   "annotate.judge_source=skip"])
+    [line] = [ln for ln in run_import(cfg).summary_lines() if ln.startswith("human vs human")]
+    assert line.endswith("mean kappa None  (not computed: 1 rater(s); it needs at least two raters on shared items; "
+                         "serve the page with annotate.raters_per_item=2 (or more) and have at least that many "
+                         "raters per persona, so that items are labeled by several people)")

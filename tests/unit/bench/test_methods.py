@@ -84,3 +84,32 @@ def test_plugged_method_without_config_still_gets_distinct_sample_seeds(tmp_path
     answers = {caller.map("p", method, [{"persona": "age: 1", "question": "Why?"}], sample_index=i)[0]
                .outputs["answer"] for i in range(4)}
     assert len(answers) > 1
+
+
+def test_load_method_from_a_file_path_relative_to_the_root(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mine.py").write_text("class Mine:\n    def __call__(self, persona, question):\n"
+                                              "        return 'ok'\n")
+    assert type(load_method("pkg/mine.py:Mine", root=tmp_path)).__name__ == "Mine"
+
+
+def test_load_method_imports_a_module_of_the_root_folder(tmp_path):
+    (tmp_path / "rootmod_for_bench_test.py").write_text("class Here:\n    def __call__(self, persona, question):\n"
+                                                        "        return 'ok'\n")
+    assert type(load_method("rootmod_for_bench_test:Here", root=tmp_path)).__name__ == "Here"
+
+
+def test_load_method_missing_file_is_one_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"^bench\.method must be an importable .*no file"):
+        load_method("nope/missing.py:Thing", root=tmp_path)
+
+
+def test_plugged_method_is_labelled_by_class_and_causes_no_forward_warning(tmp_path, fake_client, caplog):
+    import logging
+
+    caller = Caller(fake_client(), CallCache(tmp_path / "cache"), progress=False)
+    with caplog.at_level(logging.WARNING):
+        method = PluggedMethod(load_method("tests.unit.bench.plugins:TerseAnswerer"), "x")
+        caller.map("p", method, [{"persona": "age: 1", "question": "Why?"}])
+    assert method.label == "TerseAnswerer"
+    assert not [r for r in caplog.records if "directly is discouraged" in r.getMessage()]

@@ -114,8 +114,9 @@ def test_run_bench_runs_a_module_plugged_in_by_import_path(tmp_path):
     cfg = compose_bench(tmp_path, [*SMALL, "bench.mode=custom", "bench.analyses=[eval]",
                                    "bench.method='tests.unit.bench.plugins:TerseAnswerer'"])
     result = run_bench(cfg)
-    assert list(result.scores["modes"]) == ["custom"]
-    assert result.scores["modes"]["custom"]["n_scored"] == 6
+    assert list(result.scores["modes"]) == ["TerseAnswerer"]  # labelled with the class's name, not 'custom'
+    assert result.scores["modes"]["TerseAnswerer"]["n_scored"] == 6
+    assert result.scores["method_label"] == "TerseAnswerer"
     assert result.scores["method"] == "tests.unit.bench.plugins:TerseAnswerer"
     assert any(stage.startswith("bench_answer_custom[tests.unit.bench.plugins:TerseAnswerer]")
                for stage in result.scores["lm"]["stages"])
@@ -202,3 +203,66 @@ def test_cli_task_bench_bad_mode_prints_one_line_error(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2
     assert "persona-gen: error: bench.mode must be one of" in proc.stderr
+
+
+MY_METHOD = """
+import dspy
+
+
+class MyMethod(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.predict = dspy.Predict("persona, question -> answer")
+
+    def forward(self, persona, question):
+        return self.predict(persona=persona, question=question)
+"""
+
+
+@pytest.mark.parametrize("method", ["mymethod:MyMethod", "methods/mymethod.py:MyMethod"])
+def test_cli_task_bench_custom_method_from_the_current_folder(tmp_path, method):
+    dataset = write_dataset(tmp_path / "dataset")
+    folder = tmp_path / "methods" if method.startswith("methods/") else tmp_path
+    folder.mkdir(exist_ok=True)
+    (folder / "mymethod.py").write_text(MY_METHOD)
+    env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PYTHONPATH", None)  # no PYTHONPATH=. needed
+    proc = subprocess.run(
+        [sys.executable, "-m", "persona_gen", "task=bench", bench_group_override(), "models=fake",
+         f"bench.dataset_dir={dataset}", f"bench.method={method}", "bench.mode=custom", "bench.analyses=[eval]",
+         "bench.questions_per_persona=1", "hydra.run.dir=run"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "bench MyMethod " in proc.stdout
+    assert "directly is discouraged" not in proc.stdout + proc.stderr  # DSPy's forward() warning
+    scores = json.loads((tmp_path / "run" / "bench" / "scores.json").read_text())
+    assert list(scores["modes"]) == ["MyMethod"] and scores["modes"]["MyMethod"]["n_scored"] == 3
+
+
+def test_run_bench_small_sample_carries_a_warning(tmp_path):
+    result = run_bench(compose_bench(tmp_path, [*SMALL, "bench.mode=output_only", "bench.analyses=[eval]"]))
+    summary = result.scores["modes"]["output_only"]
+    assert summary["n_scored"] < 30
+    assert summary["warning"].startswith(f"small sample: {summary['n_scored']} scored items (< 30)")
+    [line] = [ln for ln in result.summary_lines() if ln.startswith("bench output_only")]
+    assert "[warning: small sample" in line
+
+
+def test_run_bench_subgroup_and_leave_one_out_small_samples_are_flagged(full_run):
+    for mode in full_run.scores["intersectionality"].values():
+        for sub in mode["filters"].values():
+            assert sub["warning"] == ("no persona matched" if sub["n"] == 0 else
+                                      f"small sample: {sub['n']} scored items (< 30); read it as a rough "
+                                      "indication, not a measurement")
+    assert full_run.scores["leave_one_out"]["warning"].startswith("small sample:")
+
+
+def test_run_bench_intersectionality_with_no_member_says_so_and_draws_nothing(tmp_path):
+    cfg = compose_bench(tmp_path, [*SMALL, "bench.mode=output_only", "bench.analyses=[eval,intersectionality]",
+                                   "~bench.intersectionality.filters",
+                                   "+bench.intersectionality.filters={nobody: {age: {op: '>', value: 500}}}"])
+    result = run_bench(cfg)
+    assert result.scores["intersectionality"]["output_only"]["filters"]["nobody"]["n"] == 0
+    assert not (result.output_dir / "intersectionality.png").exists()
+    assert "no persona matched any filter (nobody)" in result.scores["intersectionality_note"]
+    assert any("bench intersectionality: no persona matched" in ln for ln in result.summary_lines())

@@ -87,6 +87,9 @@ def test_run_optimize_writes_a_loadable_program_and_a_report(tmp_path):
     assert program_hash(load_judges(result.program_path)["direct"]) == report["variants"]["direct"][
         "program_hash_after"]
     assert any("stage.judge.program_path=" in line for line in result.summary_lines())
+    # 20 items, 30% held out: the dev kappa stands on a handful of items and says so.
+    [line] = [ln for ln in result.summary_lines() if ln.startswith("direct: dev kappa")]
+    assert f"[warning: small sample: {report['split']['dev_items']} items (< 30)" in line
 
 
 def test_run_optimize_requires_labeled_items(tmp_path):
