@@ -42,12 +42,15 @@ DEFAULT_PRETTY_NAME = "PERSONA-style synthetic preference data"
 DEFAULT_LICENSE = "cc-by-4.0"
 REPO_PLACEHOLDER = "<user or org>/<dataset name>"
 # Known configs first, in the order a reader wants them; unknown ones follow, sorted.
-CONFIG_ORDER = ("feedback", "personas", "questions", "judgments", "bench", "persona_rejections")
+CONFIG_ORDER = ("feedback", "dpo", "personas", "questions", "judgments", "bench", "persona_rejections")
 CONFIG_DESCRIPTIONS = {
     "feedback": "the released PERSONA dataset's columns: `persona` (newline-separated `key: value`), "
                 "`instruction`, `original` (rejected, no-persona answer), `critique` (in the persona's voice), "
                 "`data` (chosen, the revision), `question type` (`train`/`test`), plus `seen`, ids, model ids and "
                 "`failures` (JSON list: every LM failure is kept as data)",
+    "dpo": "the feedback rows in TRL's conversational preference format: `prompt` (system message with the "
+           "persona, user message with the question), `chosen` (the revision), `rejected` (the no-persona answer), "
+           "plus `persona_id`, `question_id`, `question type`, `seen`; rows whose feedback failed are left out",
     "personas": "one row per persona: census attributes, psychodemographics, idiosyncrasies, the rendered "
                 "`persona` text, its census record id and provenance",
     "questions": "the value-laden questions kept by the filters, with their source and cluster",
@@ -195,7 +198,8 @@ def _size_category(n: int) -> str:
     return HUB_SIZE_CATEGORIES[-1]
 
 
-def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str, license: str) -> Any:
+def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str, license: str,
+               extra: Mapping[str, Any] | None = None) -> Any:
     from huggingface_hub import DatasetCardData
 
     names = [n for n in _config_names(infos) if any(s.rows for s in infos[n].values())]
@@ -210,7 +214,7 @@ def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str
         license=license, language=["en"], pretty_name=pretty_name, size_categories=[_size_category(largest)],
         task_categories=["text-generation"], annotations_creators=["machine-generated"],
         language_creators=["machine-generated"], multilinguality=["monolingual"], tags=list(PAPER_TAGS),
-        configs=configs)
+        configs=configs, **dict(extra or {}))
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -342,7 +346,11 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     inputs = context.get("inputs") or [{"name": n.format(**fmt), "license": lic.format(**fmt)}
                                        for n, lic in DEFAULT_INPUTS]
     bench = context.get("bench_scores")
+    rows_of = {name: sum(i.rows for i in splits.values()) for name, splits in infos.items()}
+    dpo = {"rows": rows_of["dpo"], "excluded": rows_of.get("feedback", 0) - rows_of["dpo"]} if "dpo" in infos else None
     return {
+        "private": bool(_get(publish_cfg, "private", True)), "dpo": dpo,
+        "extra_files": list(context.get("extra_files") or []),
         "pretty_name": str(_get(publish_cfg, "pretty_name", DEFAULT_PRETTY_NAME)),
         "license": str(_get(publish_cfg, "license", DEFAULT_LICENSE)),
         "repo_id": str(_get(publish_cfg, "repo_id", REPO_PLACEHOLDER)),
@@ -377,7 +385,8 @@ def render_card(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, A
     ctx = card_context(tables, context, plots=plots, publish_cfg=publish_cfg)
     if pretty_name:
         ctx["pretty_name"] = pretty_name
-    data = _card_data(_split_infos(tables), pretty_name=ctx["pretty_name"], license=ctx["license"])
+    data = _card_data(_split_infos(tables), pretty_name=ctx["pretty_name"], license=ctx["license"],
+                      extra=context.get("card_metadata"))
     text = _render("dataset_card.md.j2", card_data=data.to_yaml(), **ctx)
     return str(DatasetCard(text))  # parses the YAML header back: a malformed header fails here, not on the Hub
 
