@@ -423,7 +423,9 @@ def _no_partial_output(task: _Task) -> _Task:
         try:
             return task(cfg)
         except BaseException:
-            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset"}
+            # The manifest is written before the upload: after a failed upload it describes the folder to retry.
+            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset",
+                                                                                         out_dir / "manifest.json"}
             for path in added:
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
@@ -444,7 +446,7 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     shard = cfg.get("shard") or {}
     index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
     if count == 1:
-        check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
+        check_publish_config(cfg.publish, models=cfg.models)  # a missing repo id or token must not wait for the LM
     parts = parts_dir_for(cfg)
     _check_parts_dir(cfg, parts)
     prep = _prepare(cfg)
@@ -483,13 +485,15 @@ def merge(cfg: DictConfig) -> RunResult:
     """``task=merge``: publish the dataset from the parts all shards wrote (same bytes as one unsharded run)."""
     from persona_gen.publish.hub import check_publish_config
 
-    check_publish_config(cfg.publish)
+    check_publish_config(cfg.publish, models=cfg.models)
     return publish_parts(cfg, parts_dir_for(cfg))
 
 
 def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResult:
     """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
-    from persona_gen.publish.hub import publish_folder
+    from persona_gen.publish.dpo import dpo_batches
+    from persona_gen.publish.hub import publish_folder, retry_command, upload_published
+    from persona_gen.publish.reproduce import reproduction_files
     from persona_gen.publish.writer import atomic_write_text, to_json
 
     info_path = parts / "global" / "info.json"
@@ -546,6 +550,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "questions": {"train": pd.read_parquet(parts / "global" / "questions.parquet")},
         "judgments": {"train": judgments},
     }
+    tables["dpo"] = {split: dpo_batches(feedback_split(split)) for split in tables["feedback"]}
     if (parts / "global" / "candidates.parquet").exists():
         tables["candidates"] = {"train": pd.read_parquet(parts / "global" / "candidates.parquet")}
     from persona_gen.signatures import (
@@ -582,9 +587,12 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         if (bench_dir / "rows.parquet").is_file():
             tables["bench"] = {"train": pd.read_parquet(bench_dir / "rows.parquet")}
         plots += sorted(bench_dir.glob("*.png"))
-    published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
+    published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish,
+                               extra_files=reproduction_files(cfg), upload=False)
     rows = {"feedback": {k: v for k, v in feedback_rows.items() if v},
-            **{name: {"train": len(splits["train"])} for name, splits in tables.items() if name != "feedback"}}
+            "dpo": {k: v.rows for k, v in published.splits.get("dpo", {}).items() if v.rows},
+            **{name: {"train": len(splits["train"])} for name, splits in tables.items()
+               if name not in ("feedback", "dpo")}}
     manifest = {
         "seed": info["seed"], "config_hash": info["config_hash"], "content_hash": published.content_hash,
         "rows": rows, "lm_calls": lm_calls, "lm_calls_to_make_parts": sum(s.calls for s in stats.values()),
@@ -595,9 +603,15 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "models": {"generator": info["generator"], "judge": info["judge"]},
         "signature_hashes": sig_hashes, "fidelity": info["fidelity"], "parts_dir": str(parts),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
+        "dpo_rows_left_out": sum(feedback_rows.values()) - sum(rows["dpo"].values()),
+        **({"upload_command": retry_command(published.folder, cfg.publish)} if published.pending_upload else {}),
     }
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))
+    if published.pending_upload:
+        published = upload_published(published, cfg.publish)
+        manifest["uploaded"] = published.uploaded
+        atomic_write_text(manifest_path, to_json(manifest))
     published_plots = [published.folder / "plots" / p.name for p in plots]
     return RunResult(out_dir, published.folder, published.card_path, manifest_path, published_plots,
                      published.content_hash, lm_calls, manifest)
