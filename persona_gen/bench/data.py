@@ -31,8 +31,8 @@ import pandas as pd
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.records import PERSONA_KEYS, Persona, Question, stable_id
 
-__all__ = ["RELEASED_COLUMNS", "BenchData", "BenchPair", "DatasetSource", "load_bench_data", "parse_persona",
-           "read_released", "resolve_source", "select_pairs"]
+__all__ = ["RELEASED_COLUMNS", "BenchData", "BenchPair", "DatasetSource", "load_bench_data", "local_data_files",
+           "parse_persona", "read_released", "resolve_source", "select_pairs"]
 
 # The columns of the released PERSONA dataset (Castricato et al. 2024), as persona_gen's feedback config writes them.
 RELEASED_COLUMNS: tuple[str, ...] = ("persona", "instruction", "original", "critique", "data", "question type")
@@ -146,7 +146,9 @@ def _files_hash(files: Sequence[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-def _local_files(path: Path) -> list[Path]:
+def local_data_files(path: Path) -> list[Path]:
+    """The parquet/JSONL/CSV files of a local folder (or the file itself); hidden files, ``reproduce/`` and
+    ``plots/`` left out."""
     if path.is_file():
         return [path] if path.suffix in _READERS else []
     files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix in _READERS
@@ -213,7 +215,7 @@ def read_released(source: str | Path, *, root: str | Path | None = None,
     """
     resolved = resolve_source(source, root)
     if isinstance(resolved, Path):
-        files = _local_files(resolved)
+        files = local_data_files(resolved)
         if not files:
             raise ConfigError(format_error(
                 f"data files under {resolved}", expected="parquet, JSONL or CSV files in the released PERSONA layout",
@@ -280,7 +282,7 @@ def load_bench_data(dataset_dir: str | Path, *, root: str | Path | None = None) 
     """
     resolved = resolve_source(dataset_dir, root)
     if isinstance(resolved, str) or not (resolved / "data" / "personas").is_dir():
-        if isinstance(resolved, Path) and resolved.is_dir() and not _local_files(resolved):
+        if isinstance(resolved, Path) and resolved.is_dir() and not local_data_files(resolved):
             raise ConfigError(format_error(
                 "bench.dataset_dir/data/personas", expected="a folder of parquet files (a persona_gen dataset), or "
                 f"parquet/JSONL/CSV files with the released PERSONA columns {list(RELEASED_COLUMNS)}",
