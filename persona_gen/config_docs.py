@@ -189,7 +189,9 @@ def _schemas() -> dict[str, type]:
 
         for group, entry in walk(ConfigStore.instance().repo, ""):
             cls = OmegaConf.get_type(entry.node)
-            if dataclasses.is_dataclass(cls) and group not in out and (group or entry.name == "base_config.yaml"):
+            # Only persona_gen's own schemas: Hydra and its plugins register theirs too, depending on what ran.
+            if dataclasses.is_dataclass(cls) and group not in out and cls.__module__.startswith("persona_gen.") \
+                    and (group or entry.name == "base_config.yaml"):
                 out[group] = cls
     except Exception:  # a documentation helper must not fail on a ConfigStore detail
         pass
