@@ -11,8 +11,9 @@ Two layouts are read, from three kinds of source:
   cache when offline). Personas are parsed back from their text, questions are the distinct instructions, and a
   question is held out when no ``train`` row asks it.
 
-Either way the data's content hash and source are recorded (:attr:`BenchData.content_hash`): for a persona_gen
-folder the hash is the one its dataset card shows, so bench scores can be tied to the dataset they scored.
+Either way the data's content hash and source are recorded (:attr:`BenchData.origin`): for a persona_gen folder
+the hash is the one its dataset card shows (the ``bench`` config's rows, when a bench is attached, left out), so
+bench scores can be tied to the dataset they scored.
 The bench reads these files only, never another stage's code.
 """
 
@@ -312,7 +313,9 @@ def load_bench_data(dataset_dir: str | Path, *, root: str | Path | None = None) 
         questions.append(Question(question_id=str(r["question_id"]), text=str(r["text"]),
                                   source=str(r.get("source") or ""), cluster=str(r.get("cluster") or ""),
                                   split=cast(Literal["train", "held_out"], split)))
-    files = sorted((dataset_dir / "data").rglob("*.parquet"))
+    # The hash publish checks before attaching these scores: every data config but an attached bench's own rows.
+    files = [f for f in sorted((dataset_dir / "data").rglob("*.parquet"))
+             if f.relative_to(dataset_dir / "data").parts[0] != "bench"]
     origin = DatasetSource("persona_gen", str(dataset_dir.resolve()), _files_hash(files, dataset_dir))
     return BenchData(personas, questions, dataset_dir, origin)
 

@@ -115,3 +115,19 @@ def test_bench_scores_a_generated_dataset(generated, tmp_path):
     assert result.manifest["modes"] and (result.dataset_dir / "scores.json").is_file()
     rows = result.load(cache_dir=str(tmp_path / "hf"))["train"]
     assert rows.num_rows == len(result.rows) > 0
+
+
+def test_bench_attaches_to_the_dataset_it_scored_and_not_to_another(generated, tmp_path):
+    from persona_gen.core.errors import PublishError
+
+    root, run = generated
+    bench = persona_gen.bench([*_overrides(root), "bench.bootstrap_samples=20", "bench.analyses=[eval]",
+                               "bench.mode=output_only", "bench.question_split=all"], output_dir=tmp_path / "b",
+                              dataset=run.dataset_dir, cwd=root)
+    attached = persona_gen.generate([*_overrides(root), f"publish.bench_dir={bench.dataset_dir}"],
+                                    output_dir=tmp_path / "same", cwd=root)
+    assert attached.manifest["rows"]["bench"]["train"] == len(bench.rows)
+    assert "## PERSONA Bench" in attached.card_path.read_text()
+    with pytest.raises(PublishError, match=r"publish.bench_dir scores must be computed on this dataset"):
+        persona_gen.generate([*_overrides(root), "seed=5", f"publish.bench_dir={bench.dataset_dir}"],
+                             output_dir=tmp_path / "other", cwd=root)
