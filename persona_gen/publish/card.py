@@ -47,11 +47,12 @@ CONFIG_DESCRIPTIONS = {
     "feedback": "the released PERSONA dataset's columns: `persona` (newline-separated `key: value`), "
                 "`instruction`, `original` (rejected, no-persona answer), `critique` (in the persona's voice), "
                 "`data` (chosen, the revision), `question type` (`train`/`test`), plus `seen`, ids, model ids and "
-                "`failures` (JSON list: every LM failure is kept as data)",
+                "`failures` (a list of `{stage, kind, message, raw}`: every LM failure is kept as data)",
     "dpo": "the feedback rows in TRL's conversational preference format: `prompt` (system message with the "
            "persona, user message with the question), `chosen` (the revision), `rejected` (the no-persona answer), "
            "plus `persona_id`, `question_id`, `question type`, `seen`; rows whose feedback failed are left out",
-    "personas": "one row per persona: census attributes, psychodemographics, idiosyncrasies, the rendered "
+    "personas": "one row per persona: census attributes (`age`, `income` as integers, null where not applicable, "
+                "the census text in `age_label`, `income_label`), psychodemographics, idiosyncrasies, the rendered "
                 "`persona` text, its census record id and provenance",
     "questions": "the value-laden questions kept by the filters, with their source and cluster",
     "judgments": "persona-voiced pairwise judgments, one row per (pair, order, variant), with the raw answer",
@@ -284,7 +285,9 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     ``pipeline.run`` passes (seed, config_hash, signature_hashes, generator_model, judge_model, embedded_model,
     census, enrich, filter_counts, min_words, judge_variants, judge_scorecard, agreement, stage_stats,
     fidelity, content_hash) and optionally ``inputs`` (list of ``{name, license}``), ``bench_scores`` (see
-    :func:`render_bench_card`), ``config_descriptions``. Missing keys render as "n/a" or "not recorded".
+    :func:`render_bench_card`), ``config_descriptions``, ``card_metadata`` (more YAML header fields, e.g.
+    ``dataset_info``, ``source_datasets``) and ``extra_files`` (paths listed under "Files"). Missing keys render
+    as "n/a" or "not recorded".
     """
     infos = _split_infos(tables)
     names = _config_names(infos)

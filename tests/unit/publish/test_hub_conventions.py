@@ -127,9 +127,15 @@ def test_bench_scores_of_another_dataset_are_refused(tmp_path, tables, context):
 
 
 def test_bench_scores_of_this_dataset_are_attached(tmp_path, tables, context):
-    digest = publish_folder(tables, tmp_path / "a", context=context, publish_cfg={"mode": "dry_run"}).content_hash
+    from persona_gen.bench.data import load_bench_data
+
+    first = publish_folder(tables, tmp_path / "a", context=context, publish_cfg={"mode": "dry_run"})
+    # What the bench records for the folder it scores: the data configs, its own attached rows left out.
+    digest = load_bench_data(first.folder).origin.content_hash
+    assert digest != first.content_hash  # the folder has a bench config already
     same = {**context, "bench_scores": {**context["bench_scores"], "dataset_content_hash": digest}}
-    assert publish_folder(tables, tmp_path / "b", context=same, publish_cfg={"mode": "dry_run"}).content_hash == digest
+    second = publish_folder(tables, tmp_path / "b", context=same, publish_cfg={"mode": "dry_run"})
+    assert second.content_hash == first.content_hash
 
 
 FAKE = ["models.generator=fake", "models.judge=fake", "scale=tiny", "sampler.fidelity_sample_size=2000"]
