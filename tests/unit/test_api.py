@@ -131,3 +131,22 @@ def test_bench_attaches_to_the_dataset_it_scored_and_not_to_another(generated, t
     with pytest.raises(PublishError, match=r"publish.bench_dir scores must be computed on this dataset"):
         persona_gen.generate([*_overrides(root), "seed=5", f"publish.bench_dir={bench.dataset_dir}"],
                              output_dir=tmp_path / "other", cwd=root)
+
+
+def test_generated_configs_load_with_the_card_features_and_reproduction_files(generated, tmp_path):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    _, run = generated
+    data = DatasetCard.load(run.card_path).data.to_dict()
+    infos = {i["config_name"]: i for i in data["dataset_info"]}
+    assert {c["config_name"] for c in data["configs"]} == set(infos) >= {"feedback", "dpo", "personas", "judgments"}
+    for config, info in infos.items():
+        loaded = run.load(config, cache_dir=str(tmp_path / "hf"))
+        expected = datasets.Features._from_yaml_list(info["features"])
+        assert all(loaded[split].features == expected for split in loaded), config
+    personas = run.load("personas", cache_dir=str(tmp_path / "hf"))["train"]
+    assert personas.features["age"].dtype == "int64" and all(isinstance(a, int) for a in personas["age"])
+    assert all(label == str(age) for age, label in zip(personas["age"], personas["age_label"], strict=True))
+    for name in ("config.yaml", "versions.json", "command.txt"):
+        assert (run.dataset_dir / "reproduce" / name).stat().st_size > 0
