@@ -26,7 +26,7 @@ import pandas as pd
 from persona_gen.annotate._io import atomic_write_text, iter_jsonl, jsonl_text, to_json
 from persona_gen.annotate.errors import AnnotationError
 from persona_gen.annotate.records import CHOICES, AnnotationTask, TaskKey
-from persona_gen.core.errors import format_error
+from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.records import stable_id
 
 __all__ = ["LABEL_COLUMNS", "TASK_COLUMNS", "ExportResult", "TaskSet", "export_tasks", "load_feedback", "read_tasks"]
@@ -66,20 +66,46 @@ class ExportResult:
                 f"serve them: persona-gen task=annotate_serve annotate.tasks_dir={self.folder}"]
 
 
-def load_feedback(dataset_dir: str | Path) -> pd.DataFrame:
-    """All rows of ``<dataset_dir>/data/feedback/*.parquet``, with the columns an export needs checked."""
+def load_feedback(dataset_dir: str | Path, *, root: str | Path | None = None) -> pd.DataFrame:
+    """All feedback rows of a dataset, with the columns an export needs checked.
+
+    ``dataset_dir`` is a dataset folder written by ``task=generate`` (``data/feedback/*.parquet``), or any dataset
+    in the released PERSONA layout (``persona``, ``instruction``, ``original``, ``critique``, ``data``,
+    ``question type``): a local folder or file of parquet/JSONL/CSV, or a Hub dataset id. Released rows get
+    content-derived ``persona_id``, ``question_id`` and ``feedback_id`` where they have none.
+    """
     folder = Path(dataset_dir) / "data" / "feedback"
     files = sorted(folder.glob("*.parquet"))
-    if not files:
-        raise AnnotationError(format_error(
-            "feedback parquet files", expected="present", got=f"none in {folder}", where="annotate.dataset_dir",
-            fix="point annotate.dataset_dir at a dataset folder written by task=generate (it holds data/feedback/)"))
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    if files:
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    else:
+        frame = _released(dataset_dir, root, folder)
     missing = [c for c in REQUIRED_FEEDBACK if c not in frame.columns]
     if missing:
         raise AnnotationError(format_error(
             "feedback columns", expected=f"to include {list(REQUIRED_FEEDBACK)}", got=f"{missing} missing",
             where=str(folder), fix="export from a dataset written by task=generate"))
+    return frame
+
+
+def _released(dataset_dir: str | Path, root: str | Path | None, folder: Path) -> pd.DataFrame:
+    from persona_gen.bench.data import local_data_files, read_released, resolve_source
+
+    none = AnnotationError(format_error(
+        "feedback parquet files", expected="present (or files in the released PERSONA layout)",
+        got=f"none in {folder}", where="annotate.dataset_dir",
+        fix="point annotate.dataset_dir at a dataset folder written by task=generate (it holds data/feedback/), "
+            "a folder of parquet/JSONL/CSV files in the released PERSONA layout, or a Hub id"))
+    try:
+        resolved = resolve_source(dataset_dir, root)
+    except ConfigError:
+        raise none from None
+    if isinstance(resolved, Path) and not local_data_files(resolved):
+        raise none
+    try:
+        frame, _ = read_released(resolved, root=root, required=("persona", "instruction", "original", "data"))
+    except ConfigError as exc:
+        raise AnnotationError(str(exc).replace("bench.dataset_dir / ", "")) from None
     return frame
 
 

@@ -1,4 +1,11 @@
-"""PERSONA Bench: score a personalization method with a persona-voiced critic (``persona-gen task=bench``)."""
+"""PERSONA Bench: score a personalization method with a persona-voiced critic (``persona-gen task=bench``).
+
+The package is callable: ``persona_gen.bench(overrides, *, output_dir, dataset=None)`` is the Python API's
+:func:`persona_gen.api.bench` (the package and the function share the name ``persona_gen.bench``).
+"""
+
+import sys as _sys
+import types as _types
 
 from persona_gen.bench.data import BenchData, BenchPair, load_bench_data, select_pairs
 from persona_gen.bench.evaluate import (
@@ -48,3 +55,17 @@ __all__ = [
     "score_pairs",
     "select_pairs",
 ]
+
+
+class _CallablePackage(_types.ModuleType):
+    def __call__(self, overrides=None, *, output_dir, dataset=None, cwd=None):  # type: ignore[no-untyped-def]
+        """Run PERSONA Bench in this process: see :func:`persona_gen.api.bench`."""
+        import importlib
+
+        # The API sits above every stage (it composes the config and runs a task); looked up by name at call time
+        # so that the bench package never imports it.
+        api = importlib.import_module("persona_gen.api")
+        return api.bench(overrides, output_dir=output_dir, dataset=dataset, cwd=cwd)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

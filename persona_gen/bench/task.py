@@ -170,10 +170,10 @@ def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMCl
         PersonaGenError: When a stage's failure rate passes ``max_failure_rate`` (after writing the outputs).
     """
     settings = read_settings(cfg)
-    dataset_dir = settings.dataset_dir
-    if not dataset_dir.is_absolute() and cfg.get("paths") is not None and cfg.paths.get("root"):
-        dataset_dir = Path(str(cfg.paths.root)) / dataset_dir
-    data = load_bench_data(dataset_dir)
+    # A persona_gen dataset folder, a folder or file in the released PERSONA layout, or a Hub dataset id.
+    root = cfg.paths.get("root") if cfg.get("paths") is not None else None
+    data = load_bench_data(settings.dataset_dir, root=str(root) if root else None)
+    dataset_dir = data.dataset_dir
     seed_questions, seed_boot = (int(c.generate_state(1)[0]) for c in
                                  np.random.SeedSequence([int(cfg.seed), _BENCH_ENTROPY]).spawn(2))
     pairs = select_pairs(data.personas, data.questions, split=settings.question_split,
@@ -190,6 +190,8 @@ def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMCl
         judge=Caller(judge or build_lm(cfg.models.judge, role="judge"), cache, stats=stats),
         critic=BenchCritic(), cache=cache, out_dir=Path(str(cfg.paths.output_dir)) / "bench", seed_boot=seed_boot)
     scores = _header(bench, dataset_dir)
+    if data.origin is not None:  # what was scored: a bench joins only a dataset card with this content hash
+        scores.update(data.origin.as_scores())
     extra_rows: list[BenchRow] = []
     plot_paths: list[Path] = []
     try:

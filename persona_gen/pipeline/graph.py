@@ -22,7 +22,8 @@ from persona_gen.core.steps import ENTITIES, ENTITY_SCOPE, SCOPE_RANK, SCOPES, W
 __all__ = ["Pipeline", "TableSpec"]
 
 BASE_KEYS = ("_target_", "scope", "role", "inputs", "settings", "after", "max_rows_per_persona")
-TABLE_KEYS = {"from": ("from", "description"), "rows": ("rows", "split", "columns", "failures", "description")}
+TABLE_KEYS = {"from": ("from", "description"), "rows": ("rows", "split", "columns", "failures", "description"),
+              "of": ("of", "format", "description")}
 PIPELINE_KEYS = ("personas", "pairs", "steps", "tables")
 
 
@@ -48,6 +49,9 @@ class TableSpec:
     columns: tuple[tuple[str, Ref], ...] = ()
     failures: tuple[str, ...] = ()
     description: str = ""
+    # A table derived from another one (`of`), in a format of persona_gen.pipeline.runner.TABLE_FORMATS.
+    derived_from: str | None = None
+    format: str = ""
 
 
 @dataclass
@@ -179,14 +183,28 @@ class Pipeline:
         tables = {}
         for name, spec in raw.items():
             where = f"pipeline.tables.{name}"
-            if not isinstance(spec, Mapping) or ("from" in spec) == ("rows" in spec):
-                raise _fail(where, "a mapping with either `from: <step>.<output>` or `rows: <scope>` + columns",
-                            spec, "see docs/pipeline.md")
-            kind = "from" if "from" in spec else "rows"
+            kinds = [k for k in TABLE_KEYS if isinstance(spec, Mapping) and k in spec]
+            if len(kinds) != 1:
+                raise _fail(where, "a mapping with one of `from: <step>.<output>`, `rows: <scope>` + columns or "
+                            "`of: <table>` + format", spec, "see docs/pipeline.md")
+            kind = kinds[0]
             for key in spec:
                 if key not in TABLE_KEYS[kind]:
                     allowed = list(TABLE_KEYS[kind])
                     raise _fail(f"{where}.{key}", f"one of {allowed}", key, _close(str(key), allowed))
+            if kind == "of":
+                from persona_gen.pipeline.runner import TABLE_FORMATS
+
+                base, fmt = str(spec["of"]), str(spec.get("format") or "")
+                if base not in raw or base == name or "rows" not in raw[base]:
+                    raise _fail(f"{where}.of", "the name of a `rows:` table declared here", base,
+                                _close(base, [t for t in raw if "rows" in raw[t]]))
+                if fmt not in TABLE_FORMATS:
+                    raise _fail(f"{where}.format", f"one of {sorted(TABLE_FORMATS)}", fmt or None,
+                                "e.g. format: dpo")
+                tables[str(name)] = TableSpec(str(name), derived_from=base, format=fmt,
+                                              description=str(spec.get("description") or ""))
+                continue
             if kind == "from":
                 ref = Ref.parse(spec["from"], where=f"{where}.from")
                 scope = self._source_scope(ref, where=f"{where}.from")

@@ -409,7 +409,9 @@ def _no_partial_output(task: _Task) -> _Task:
         try:
             return task(cfg)
         except BaseException:
-            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset"}
+            # The manifest is written before the upload: after a failed upload it describes the folder to retry.
+            added = (set(out_dir.iterdir()) if out_dir.is_dir() else set()) - before - {out_dir / "dataset",
+                                                                                         out_dir / "manifest.json"}
             for path in added:
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
@@ -434,7 +436,7 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     shard = cfg.get("shard") or {}
     index, count = int(shard.get("index", 0)), int(shard.get("count", 1))
     if count == 1:
-        check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
+        check_publish_config(cfg.publish, models=cfg.models)  # a missing repo id or token must not wait for the LM
     parts = parts_dir_for(cfg)
     _check_parts_dir(cfg, parts)
     streaming = str(cfg.get("execution", "stream")) == "stream"
@@ -491,14 +493,15 @@ def merge(cfg: DictConfig) -> RunResult:
     from persona_gen.publish.hub import check_publish_config
 
     check(cfg)
-    check_publish_config(cfg.publish)
+    check_publish_config(cfg.publish, models=cfg.models)
     return publish_parts(cfg, parts_dir_for(cfg))
 
 
 def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
                   endpoints: dict[str, Any] | None = None) -> RunResult:
     """Publish the dataset from finished parts; ``lm_calls`` is what this process spent making them."""
-    from persona_gen.publish.hub import publish_folder
+    from persona_gen.publish.hub import publish_folder, retry_command, upload_published
+    from persona_gen.publish.reproduce import reproduction_files
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
         raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
@@ -529,8 +532,12 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
     rows: dict[str, dict[str, int]] = {}
     failed_rows = 0
     judge_context: dict[str, Any] = {}
+    derived: dict[str, str] = {}
     for table in pipeline.tables.values():
         files = [parts / table.name / f"part-{i:06d}.parquet" for i, _, _ in chunks]
+        if table.derived_from is not None:
+            derived[table.name] = table.derived_from
+            continue
         if table.rows is not None:
             split_col = next((c for c, ref in table.columns if ref == table.split), None)
             counts: Counter[str] = Counter()
@@ -562,6 +569,12 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
                 plots += judge_context.pop("plots", [])
         tables[table.name] = {"train": frame}
         rows[table.name] = {"train": len(frame)}
+    for name, base in derived.items():
+        fmt = TABLE_FORMATS[pipeline.tables[name].format]
+        base_table = pipeline.tables[base]
+        split_col = next((c for c, ref in base_table.columns if ref == base_table.split), None)
+        files = [parts / base / f"part-{i:06d}.parquet" for i, _, _ in chunks]
+        tables[name] = {split: fmt(_split_frames(files, split_col, split)) for split in tables.get(base, {})}
     sig_hashes = {name: signature_hash(sig) for name, sig in pipeline.signatures().items()}
     context = {
         **{k: info[k] for k in ("seed", "config_hash", "generator_model", "judge_model", "embedded_model", "census",
@@ -587,7 +600,10 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         if (bench_dir / "rows.parquet").is_file():
             tables["bench"] = {"train": pd.read_parquet(bench_dir / "rows.parquet")}
         plots += sorted(bench_dir.glob("*.png"))
-    published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish)
+    published = publish_folder(tables, out_dir / "dataset", context=context, plots=plots, publish_cfg=cfg.publish,
+                               extra_files=reproduction_files(cfg), upload=False)
+    for name in derived:
+        rows[name] = {k: v.rows for k, v in published.splits.get(name, {}).items() if v.rows}
     if "bench" in tables:
         rows["bench"] = {"train": len(tables["bench"]["train"])}
     manifest = {
@@ -596,6 +612,9 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
         "feedback_rows_with_failures": failed_rows, "enrich": info.get("enrich"),
+        **({"dpo_rows_left_out": sum(rows.get("feedback", {}).values()) - sum(rows["dpo"].values())}
+           if "dpo" in rows else {}),
+        **({"upload_command": retry_command(published.folder, cfg.publish)} if published.pending_upload else {}),
         "question_filters": info.get("filter_counts"), "judge_scorecard": judge_context.get("scorecard", []),
         "judge_agreement": judge_context.get("agreement", {}), "steps": info["steps"],
         "models": {"generator": info["generator"], "judge": info["judge"]},
@@ -607,12 +626,26 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
     }
     manifest_path = out_dir / "manifest.json"
     atomic_write_text(manifest_path, to_json(manifest))
+    if published.pending_upload:  # the manifest first: after a failed upload it says what to retry
+        published = upload_published(published, cfg.publish)
+        manifest["uploaded"] = published.uploaded
+        atomic_write_text(manifest_path, to_json(manifest))
     published_plots = [published.folder / "plots" / p.name for p in plots]
     return RunResult(out_dir, published.folder, published.card_path, manifest_path, published_plots,
                      published.content_hash, lm_calls, manifest)
 
 
 _KNOWN_SPLITS = ("train", "test", "validation")
+
+
+def _dpo(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    from persona_gen.publish.dpo import dpo_batches
+
+    return dpo_batches(batches)
+
+
+# Formats of derived tables (`{of: <table>, format: <name>}`): each maps the base table's batches of one split.
+TABLE_FORMATS: dict[str, Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]] = {"dpo": _dpo}
 
 
 def _split_order(counts: Counter[str]) -> list[str]:

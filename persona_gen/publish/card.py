@@ -42,13 +42,17 @@ DEFAULT_PRETTY_NAME = "PERSONA-style synthetic preference data"
 DEFAULT_LICENSE = "cc-by-4.0"
 REPO_PLACEHOLDER = "<user or org>/<dataset name>"
 # Known configs first, in the order a reader wants them; unknown ones follow, sorted.
-CONFIG_ORDER = ("feedback", "personas", "questions", "judgments", "bench", "persona_rejections")
+CONFIG_ORDER = ("feedback", "dpo", "personas", "questions", "judgments", "bench", "persona_rejections")
 CONFIG_DESCRIPTIONS = {
     "feedback": "the released PERSONA dataset's columns: `persona` (newline-separated `key: value`), "
                 "`instruction`, `original` (rejected, no-persona answer), `critique` (in the persona's voice), "
                 "`data` (chosen, the revision), `question type` (`train`/`test`), plus `seen`, ids, model ids and "
-                "`failures` (JSON list: every LM failure is kept as data)",
-    "personas": "one row per persona: census attributes, psychodemographics, idiosyncrasies, the rendered "
+                "`failures` (a list of `{stage, kind, message, raw}`: every LM failure is kept as data)",
+    "dpo": "the feedback rows in TRL's conversational preference format: `prompt` (system message with the "
+           "persona, user message with the question), `chosen` (the revision), `rejected` (the no-persona answer), "
+           "plus `persona_id`, `question_id`, `question type`, `seen`; rows whose feedback failed are left out",
+    "personas": "one row per persona: census attributes (`age`, `income` as integers, null where not applicable, "
+                "the census text in `age_label`, `income_label`), psychodemographics, idiosyncrasies, the rendered "
                 "`persona` text, its census record id and provenance",
     "questions": "the value-laden questions kept by the filters, with their source and cluster",
     "judgments": "persona-voiced pairwise judgments, one row per (pair, order, variant), with the raw answer",
@@ -195,7 +199,8 @@ def _size_category(n: int) -> str:
     return HUB_SIZE_CATEGORIES[-1]
 
 
-def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str, license: str) -> Any:
+def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str, license: str,
+               extra: Mapping[str, Any] | None = None) -> Any:
     from huggingface_hub import DatasetCardData
 
     names = [n for n in _config_names(infos) if any(s.rows for s in infos[n].values())]
@@ -210,7 +215,7 @@ def _card_data(infos: Mapping[str, Mapping[str, SplitInfo]], *, pretty_name: str
         license=license, language=["en"], pretty_name=pretty_name, size_categories=[_size_category(largest)],
         task_categories=["text-generation"], annotations_creators=["machine-generated"],
         language_creators=["machine-generated"], multilinguality=["monolingual"], tags=list(PAPER_TAGS),
-        configs=configs)
+        configs=configs, **dict(extra or {}))
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -280,7 +285,9 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     ``pipeline.run`` passes (seed, config_hash, signature_hashes, generator_model, judge_model, embedded_model,
     census, enrich, filter_counts, min_words, judge_variants, judge_scorecard, agreement, stage_stats,
     fidelity, content_hash) and optionally ``inputs`` (list of ``{name, license}``), ``bench_scores`` (see
-    :func:`render_bench_card`), ``config_descriptions``. Missing keys render as "n/a" or "not recorded".
+    :func:`render_bench_card`), ``config_descriptions``, ``card_metadata`` (more YAML header fields, e.g.
+    ``dataset_info``, ``source_datasets``) and ``extra_files`` (paths listed under "Files"). Missing keys render
+    as "n/a" or "not recorded".
     """
     infos = _split_infos(tables)
     names = _config_names(infos)
@@ -344,7 +351,11 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     steps = [dict(s) for s in context.get("steps") or []] or [
         {"step": "n/a", "scope": "n/a", "what": "steps not recorded", "by": "n/a"}]
     bench = context.get("bench_scores")
+    rows_of = {name: sum(i.rows for i in splits.values()) for name, splits in infos.items()}
+    dpo = {"rows": rows_of["dpo"], "excluded": rows_of.get("feedback", 0) - rows_of["dpo"]} if "dpo" in infos else None
     return {
+        "private": bool(_get(publish_cfg, "private", True)), "dpo": dpo,
+        "extra_files": list(context.get("extra_files") or []),
         "pretty_name": str(_get(publish_cfg, "pretty_name", DEFAULT_PRETTY_NAME)),
         "license": str(_get(publish_cfg, "license", DEFAULT_LICENSE)),
         "repo_id": str(_get(publish_cfg, "repo_id", REPO_PLACEHOLDER)),
@@ -379,7 +390,8 @@ def render_card(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, A
     ctx = card_context(tables, context, plots=plots, publish_cfg=publish_cfg)
     if pretty_name:
         ctx["pretty_name"] = pretty_name
-    data = _card_data(_split_infos(tables), pretty_name=ctx["pretty_name"], license=ctx["license"])
+    data = _card_data(_split_infos(tables), pretty_name=ctx["pretty_name"], license=ctx["license"],
+                      extra=context.get("card_metadata"))
     text = _render("dataset_card.md.j2", card_data=data.to_yaml(), **ctx)
     return str(DatasetCard(text))  # parses the YAML header back: a malformed header fails here, not on the Hub
 

@@ -6,11 +6,16 @@ The folder is what the Hub CLI pushes as is and what ``datasets`` reads::
     data/<config>/<split>-NNNNN-of-NNNNN.parquet   shards of at most publish.rows_per_shard rows
     plots/<name>.png                               linked from the card
 
+    reproduce/                                     resolved config (secrets redacted), versions, command line
+
 The folder is built in a hidden staging folder beside it and swapped in only when complete, so a failed
-run leaves the previous folder as it was and no half-written one. The token is read from the environment
-variable that ``publish.token_env`` names, at upload time only; it is never written to the card, the
-config, logs or data, and every file is checked for it before anything is sent. See ``README.md`` beside
-this module for the CLI commands.
+run leaves the previous folder as it was and no half-written one; it gets the permissions the umask gives
+(not ``mkdtemp``'s 0700). The token comes from ``huggingface_hub.get_token()`` (``HF_TOKEN`` first, then the
+login that ``hf auth login`` saved), or from the variable ``publish.token_env`` names when that is not
+``HF_TOKEN``; it is read at upload time only, never written to the card, the config, logs or data, and every
+file is checked for it before anything is sent. Data made by the fake LM (``persona_gen.testing``) is not
+uploaded unless ``publish.allow_fake_model=true``. A failed upload names the exact ``hf upload`` command that
+retries it. See ``README.md`` beside this module for the CLI commands.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +40,15 @@ from persona_gen.publish.writer import (
     ROW_GROUP_SIZE,
     ROWS_PER_SHARD,
     ShardWriter,
+    atomic_write_bytes,
     atomic_write_text,
     check_name,
     content_hash,
     fsync_dir,
-    write_parquet_shards,
 )
 
-__all__ = ["MODES", "Published", "check_publish_config", "publish_folder", "read_token", "scan_for_secret",
-           "upload_folder"]
+__all__ = ["MODES", "Published", "check_publish_config", "made_by_fake_model", "publish_folder", "read_token",
+           "retry_command", "scan_for_secret", "upload_folder", "upload_published"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,9 @@ class Published:
     uploaded: str | None
     files: tuple[Path, ...] = ()
     splits: Mapping[str, Mapping[str, SplitInfo]] = field(default_factory=dict)
+    # True when publish.mode=hub and publish_folder(upload=False) left the upload to upload_published().
+    pending_upload: bool = False
+    repo_id: str | None = None
 
 
 # -- configuration checks (all before anything is written) -------------------------------------------------------
@@ -88,43 +97,78 @@ def _repo_id(cfg: Any) -> str:
 
 
 def read_token(publish_cfg: Any) -> str:
-    """The Hub token from the environment variable named by ``publish.token_env`` (default ``HF_TOKEN``).
+    """The Hub token: ``huggingface_hub.get_token()``, or the variable ``publish.token_env`` names.
+
+    With ``publish.token_env`` unset or ``HF_TOKEN`` (the default), the token is what ``huggingface_hub`` itself
+    would use: ``HF_TOKEN`` if set, else the login saved by ``hf auth login``. Another variable name is read
+    first, then the same fallback.
 
     Raises:
         PublishError: the config holds a token itself, ``token_env`` looks like a token rather than a
-            variable name, or the variable is unset or empty. No message ever shows a token.
+            variable name, or no token is found. No message ever shows a token.
     """
+    from huggingface_hub import get_token
+
     if _get(publish_cfg, "token"):
         raise PublishError(format_error(
             "publish.token", expected="unset (a token in the config would be saved with it)", got="a value (hidden)",
-            where=_WHERE, fix="remove it and export the token in the variable publish.token_env names"))
+            where=_WHERE, fix="remove it, and run `hf auth login` or export HF_TOKEN=<token>"))
     token_env = str(_get(publish_cfg, "token_env", "HF_TOKEN"))
     if _TOKEN_LIKE.search(token_env) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
         raise PublishError(format_error(
             "publish.token_env", expected="the NAME of an environment variable, e.g. HF_TOKEN",
             got="a value that is not a variable name (hidden: it may be a token)", where=_WHERE,
             fix="export HF_TOKEN=<token> and pass publish.token_env=HF_TOKEN; revoke the token if it was a real one"))
-    token = os.environ.get(token_env, "").strip()
+    token = os.environ.get(token_env, "").strip() or (get_token() or "").strip()
     if not token:
+        named = "HF_TOKEN" if token_env == "HF_TOKEN" else f"{token_env} (named by publish.token_env) or HF_TOKEN"
         raise PublishError(format_error(
-            f"environment variable {token_env} (named by publish.token_env)",
-            expected="set to a Hub token with write access", got="unset or empty", where="the environment",
-            fix=f"export {token_env}=<token from https://huggingface.co/settings/tokens>, or use publish=dry_run"))
+            "Hub token", expected=f"set in {named}, or saved by `hf auth login`", got="none found",
+            where="the environment and the huggingface_hub token file",
+            fix=f"run `hf auth login`, or export {token_env}=<token from https://huggingface.co/settings/tokens>, "
+                "or use publish=dry_run"))
     return token
 
 
-def check_publish_config(publish_cfg: Any) -> str | None:
+def made_by_fake_model(models: Any = None, context: Mapping[str, Any] | None = None) -> bool:
+    """Whether the data was made by persona_gen's fake LM: a ``models.<role>.kind`` or a model id says ``fake``."""
+    kinds = []
+    if models is not None:
+        for role in ("generator", "judge"):
+            model = models.get(role) if hasattr(models, "get") else None
+            if model is not None:
+                kinds.append(str(_get(model, "kind", "")))
+    if context is not None:
+        kinds += [str(context.get(k) or "").split(":", 1)[0] for k in ("generator_model", "judge_model")]
+    return "fake" in kinds
+
+
+def _refuse_fake(publish_cfg: Any, models: Any = None, context: Mapping[str, Any] | None = None) -> None:
+    if _mode(publish_cfg) == "hub" and not _get(publish_cfg, "allow_fake_model", False) \
+            and made_by_fake_model(models, context):
+        raise PublishError(format_error(
+            "upload of data made by the fake LM", expected="refused (its text is placeholder words, not data)",
+            got="models.generator or models.judge is kind 'fake'", where=_WHERE,
+            fix="use a real model, or publish=dry_run; to push it anyway pass publish.allow_fake_model=true"))
+
+
+def check_publish_config(publish_cfg: Any, models: Any = None) -> str | None:
     """Check ``publish`` before any work: the mode and, for ``hub``, the repo id, the token and online mode.
+
+    Args:
+        publish_cfg: the ``publish`` group.
+        models: the ``models`` group, if known: an upload of the fake LM's data is refused here, before any work.
 
     Returns:
         The Hub token for ``publish.mode=hub``, else ``None``.
 
     Raises:
-        PublishError: an unknown mode, no repo id, no token, or offline mode, in the house format.
+        PublishError: an unknown mode, no repo id, no token, offline mode, or fake-LM data to upload.
     """
     if _mode(publish_cfg) != "hub":
         return None
     _repo_id(publish_cfg)
+    _refuse_fake(publish_cfg, models)
     token = read_token(publish_cfg)
     _check_online()
     return token
@@ -191,8 +235,41 @@ def upload_folder(folder: str | Path, publish_cfg: Any, *, token: str | None = N
     repo_id = _repo_id(publish_cfg)
     token = token or read_token(publish_cfg)
     _check_online()
+    _refuse_fake(publish_cfg, _folder_models(folder))
     _refuse_secret(folder, token)
     return _upload(folder, publish_cfg, repo_id=repo_id, token=token)
+
+
+def _folder_models(folder: Path) -> Any:
+    """The ``models`` group recorded in the folder's ``reproduce/config.yaml``, if it has one."""
+    from omegaconf import OmegaConf
+
+    path = folder / "reproduce" / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return OmegaConf.load(path).get("models")
+    except Exception:  # an unreadable record is no evidence either way
+        return None
+
+
+def retry_command(folder: str | Path, publish_cfg: Any) -> str:
+    """The ``hf upload`` command that pushes ``folder`` as :func:`upload_folder` would (for a failed upload)."""
+    repo_id = str(_get(publish_cfg, "repo_id", "<user>/<name>"))
+    args = ["hf", "upload", repo_id, str(Path(folder).resolve()), ".", "--repo-type", "dataset"]
+    if bool(_get(publish_cfg, "private", True)):
+        args.append("--private")
+    for pattern in MANAGED_PATTERNS:
+        args += ["--delete", pattern]
+    args += ["--commit-message", str(_get(publish_cfg, "commit_message", "persona_gen: publish dataset"))]
+    env = []
+    endpoint = _get(publish_cfg, "endpoint")
+    if endpoint:
+        env.append(f"HF_ENDPOINT={shlex.quote(str(endpoint))}")
+    token_env = str(_get(publish_cfg, "token_env", "HF_TOKEN"))
+    if token_env != "HF_TOKEN" and os.environ.get(token_env):
+        env.append(f'HF_TOKEN="${token_env}"')
+    return " ".join([*env, shlex.join(args)])
 
 
 def _upload(folder: Path, publish_cfg: Any, *, repo_id: str, token: str) -> str:
@@ -215,11 +292,25 @@ def _upload(folder: Path, publish_cfg: Any, *, repo_id: str, token: str) -> str:
     except Exception as exc:
         # huggingface_hub errors carry URLs and response bodies, not request headers; redact anyway.
         got = _redact(f"{type(exc).__name__}: {exc}", token).splitlines()[0][:300]
+        command = retry_command(folder, publish_cfg)
+        log.error("publish: upload failed; the folder is complete on disk, retry with: %s", command)
         raise PublishError(format_error(
             f"upload to dataset {repo_id}", expected="accepted by the Hub", got=got, where=str(endpoint or "the Hub"),
-            fix=f"check the network and that {_get(publish_cfg, 'token_env', 'HF_TOKEN')} may write to {repo_id}; "
-                "rerun to resume (the folder is complete on disk)")) from None
+            fix=f"check the network and that the token may write to {repo_id}; rerun to resume (the folder is "
+                f"complete on disk), or retry with: {command}")) from None
     return str(getattr(info, "commit_url", repo_url))
+
+
+def upload_published(published: Published, publish_cfg: Any) -> Published:
+    """Upload a folder that ``publish_folder(..., upload=False)`` wrote (after the caller saved its manifest).
+
+    Returns:
+        ``published`` with ``uploaded`` set to the commit URL; unchanged when nothing was pending.
+    """
+    if not published.pending_upload:
+        return published
+    uploaded = upload_folder(published.folder, publish_cfg)
+    return replace(published, uploaded=uploaded, pending_upload=False)
 
 
 def _delete_stale(api: Any, repo_id: str, folder: Path) -> None:
@@ -237,9 +328,18 @@ def _delete_stale(api: Any, repo_id: str, folder: Path) -> None:
 # -- the folder ----------------------------------------------------------------------------------------------------
 
 
-def _write_split(value: Any, folder: Path, split: str, *, rows_per_shard: int, row_group_size: int) -> list[Path]:
+def _write_split(value: Any, folder: Path, split: str, *, rows_per_shard: int, row_group_size: int,
+                 config: str = "") -> list[Path]:
+    from persona_gen.publish.typed import typed_table
+
     if isinstance(value, pd.DataFrame):
-        return write_parquet_shards(value, folder, split, rows_per_shard, row_group_size=row_group_size)
+        # Typed once over the whole frame: one schema whatever the batch a column is first non-null in.
+        table = typed_table(config, value)
+        with ShardWriter(folder, split, rows_per_shard=rows_per_shard, row_group_size=row_group_size,
+                         schema=table.schema) as writer:
+            for start in range(0, table.num_rows, 50_000):
+                writer.write(table.slice(start, 50_000))
+        return writer.paths
     if isinstance(value, ShardWriter):  # already streamed elsewhere: bring its shards in
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -256,7 +356,7 @@ def _write_split(value: Any, folder: Path, split: str, *, rows_per_shard: int, r
             writer.write(value)
         else:
             for batch in value:  # an iterable of batches: streamed, never all in memory
-                writer.write(batch)
+                writer.write(typed_table(config, batch) if isinstance(batch, pd.DataFrame) else batch)
     return writer.paths
 
 
@@ -300,8 +400,48 @@ def _swap_in(staging: Path, folder: Path) -> None:
     fsync_dir(folder.parent)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_bench_hash(context: Mapping[str, Any], digest: str) -> None:
+    """A bench's scores join only the dataset they were computed on (same content hash)."""
+    scores = context.get("bench_scores") or {}
+    theirs = scores.get("dataset_content_hash") if isinstance(scores, Mapping) else None
+    if theirs and theirs != digest:
+        raise PublishError(format_error(
+            "publish.bench_dir scores", expected=f"computed on this dataset (content hash {digest[:16]})",
+            got=f"scores of dataset {str(theirs)[:16]} ({scores.get('dataset_source') or 'unknown source'})",
+            where="publish.bench_dir", fix="rerun task=bench on this dataset folder, or set publish.bench_dir=null"))
+    if scores and not theirs:
+        log.warning("publish: the bench scores record no dataset content hash; attached without a check")
+
+
+def _card_metadata(staging: Path, files: Sequence[Path], tables: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``dataset_info`` (features per config) and ``source_datasets`` for the card's YAML header."""
+    from persona_gen.publish.typed import dataset_info, source_datasets
+
+    by_config: dict[str, dict[str, list[Path]]] = {}
+    for path in files:
+        rel = path.relative_to(staging)
+        by_config.setdefault(rel.parts[1], {}).setdefault(rel.name.split("-", 1)[0], []).append(path)
+    sources: list[str] = []
+    for value in (tables.get("questions") or {}).values():
+        if isinstance(value, pd.DataFrame) and "source" in value.columns:
+            sources += [str(s) for s in value["source"].dropna().unique()]
+    meta: dict[str, Any] = {"source_datasets": source_datasets(sources)}
+    try:
+        meta["dataset_info"] = dataset_info(staging, by_config)
+    except ImportError:  # datasets is not installed: the card still declares its configs
+        log.warning("publish: `datasets` is not installed; the card has no dataset_info features")
+    return meta
+
+
 def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, *, context: Mapping[str, Any],
-                   plots: Sequence[Any] | Mapping[str, Any] = (), publish_cfg: Any = None) -> Published:
+                   plots: Sequence[Any] | Mapping[str, Any] = (), publish_cfg: Any = None,
+                   extra_files: Mapping[str, str | bytes] | None = None, upload: bool = True) -> Published:
     """Write the Hub folder for ``tables`` and, with ``publish.mode=hub``, upload it.
 
     Args:
@@ -313,14 +453,20 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
         plots: image paths (or caption -> path) copied to ``plots/`` and linked from the card.
         publish_cfg: the ``publish`` config group (``mode``, ``repo_id``, ``private``, ``token_env``, ``endpoint``,
             ``large_folder``, ``rows_per_shard``, ``row_group_size``, ``license``, ``pretty_name``,
-            ``commit_message``).
+            ``commit_message``, ``allow_fake_model``).
+        extra_files: more files by path inside the folder (e.g.
+            :func:`persona_gen.publish.reproduce.reproduction_files`), written before the folder is swapped in.
+        upload: with ``publish.mode=hub``, upload now; ``False`` leaves it to :func:`upload_published`, so the
+            caller can save its manifest first (``Published.pending_upload`` says one is due).
 
     Raises:
-        PublishError: bad config (checked before anything is written), an unwritable folder, bad rows, or a
-            failed upload. Except after a failed upload, nothing new is left on disk.
+        PublishError: bad config (checked before anything is written), an unwritable folder, bad rows, bench
+            scores of another dataset, fake-LM data to upload, or a failed upload. Except after a failed upload,
+            nothing new is left on disk.
     """
     folder = Path(folder)
     token = check_publish_config(publish_cfg)
+    _refuse_fake(publish_cfg, context=context)
     rows_per_shard = int(_get(publish_cfg, "rows_per_shard", ROWS_PER_SHARD))
     row_group_size = int(_get(publish_cfg, "row_group_size", ROW_GROUP_SIZE))
     for name, splits in tables.items():
@@ -331,6 +477,7 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder is meant to be shared
     except OSError as exc:
         raise PublishError(format_error(
             f"output folder {folder}", expected="writable", got=f"{type(exc).__name__}: {exc.strerror or exc}",
@@ -343,7 +490,7 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
             infos[name] = {}
             for split, value in sorted(splits.items()):
                 paths = _write_split(value, staging / "data" / name, split, rows_per_shard=rows_per_shard,
-                                     row_group_size=row_group_size)
+                                     row_group_size=row_group_size, config=name)
                 rows = sum(_num_rows(p) for p in paths)
                 if rows == 0:
                     # datasets cannot load a split without rows ("corresponds to no data"): the card lists
@@ -357,9 +504,17 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
                 infos[name][split] = SplitInfo(rows=rows, shards=len(paths), bytes=sum(p.stat().st_size for p in paths))
                 files += paths
         digest = content_hash(files, staging)
+        # The bench scored this dataset before its own rows (the bench config) joined it.
+        _check_bench_hash(context, content_hash([f for f in files if f.relative_to(staging).parts[1] != "bench"],
+                                                staging))
         card_plots = _copy_plots(plots, staging, folder)
-        card_text = render_card(infos, {**context, "content_hash": digest}, plots=card_plots,
-                                publish_cfg=publish_cfg)
+        for rel, data in sorted((extra_files or {}).items()):
+            atomic_write_bytes(staging / rel, data.encode("utf-8") if isinstance(data, str) else data)
+        card_context = {**context, "content_hash": digest,
+                        "card_metadata": {**_card_metadata(staging, files, tables),
+                                          **dict(context.get("card_metadata") or {})},
+                        "extra_files": sorted(extra_files or {})}
+        card_text = render_card(infos, card_context, plots=card_plots, publish_cfg=publish_cfg)
         atomic_write_text(staging / "README.md", card_text)
         validate_card(staging)
         if token:
@@ -377,13 +532,15 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
     final_files = tuple(folder / p.relative_to(staging) for p in files)
     log.info("publish: wrote %s (%d shards, content hash %s)", folder, len(final_files), digest[:12])
     uploaded = None
-    if token is not None:
+    published = Published(folder, folder / "README.md", digest, None, final_files, infos,
+                          pending_upload=token is not None, repo_id=_get(publish_cfg, "repo_id"))
+    if token is not None and upload:
         # The staging folder was checked for the token before it was swapped in.
         uploaded = _upload(folder, publish_cfg, repo_id=_repo_id(publish_cfg), token=token)
-    else:
-        log.info("publish: dry run, nothing uploaded; to push: hf upload %s %s . --repo-type dataset --private",
-                 _get(publish_cfg, "repo_id", "<user>/<name>"), folder)
-    return Published(folder, folder / "README.md", digest, uploaded, final_files, infos)
+        published = replace(published, uploaded=uploaded, pending_upload=False)
+    elif token is None:
+        log.info("publish: dry run, nothing uploaded; to push: %s", retry_command(folder, publish_cfg))
+    return published
 
 
 def _num_rows(path: Path) -> int:

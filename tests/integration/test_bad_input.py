@@ -53,7 +53,9 @@ ERROR_PREFIX = "persona-gen: error: "
 
 def _cli(args: list[str], cwd: Path, cache: Path, env: dict[str, str] | None = None,
          unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", **(env or {})}
+    # No saved Hub login of the machine running the tests (huggingface_hub.get_token() reads HF_TOKEN_PATH).
+    full_env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
+                "HF_TOKEN_PATH": str(cwd / "no_saved_hf_login"), **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     for name in unset:
         full_env.pop(name, None)
@@ -333,8 +335,11 @@ CASES = [
     Case("unknown_judge_variant", ["stage.judge.variants=[nope]"],
          r"stage\.judge\.variants entry must be one of \['direct', 'chain_of_thought'\], but got 'nope'"),
     # output and publishing
-    Case("hub_without_token", ["publish=hub", "publish.repo_id=me/persona-data"],
-         r"environment variable HF_TOKEN .* but got 'unset or empty'", unset=("HF_TOKEN",)),
+    Case("hub_with_fake_models", ["publish=hub", "publish.repo_id=me/persona-data"],
+         r"upload of data made by the fake LM must be refused.*publish\.allow_fake_model=true"),
+    Case("hub_without_token", ["publish=hub", "publish.repo_id=me/persona-data", "publish.allow_fake_model=true"],
+         r"Hub token must be set in HF_TOKEN, or saved by `hf auth login`, but got 'none found'.*hf auth login",
+         unset=("HF_TOKEN",)),
     Case("hub_without_repo_id", ["publish=hub"], r"publish\.repo_id must be .*, but got 'unset'"),
     Case("unknown_publish_mode", ["publish.mode=upload"], r"publish\.mode must be one of \['dry_run', 'hub'\]"),
     Case("zero_rows_per_shard", ["publish.rows_per_shard=0"], r"publish\.rows_per_shard must be >= 1, but got 0"),

@@ -39,7 +39,7 @@ def test_embedded_every_row_has_value_or_recorded_failure(embedded_run):
     fb = pd.concat([pd.read_parquet(p) for p in sorted((data / "feedback").glob("*.parquet"))])
     assert len(fb) == 2 * 2  # tiny: 2 personas x (1 train + 1 unseen test)
     for _, row in fb.iterrows():
-        failures = json.loads(row["failures"])
+        failures = list(row["failures"])  # a list of {stage, kind, message, raw} structs
         assert (row["original"] and row["critique"] and row["data"]) or failures
     judg = pd.read_parquet(next((data / "judgments").glob("*.parquet")))
     assert set(judg["order"]) <= {"original_first", "revision_first"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 
@@ -41,7 +39,7 @@ def test_dpf_failed_answer_skips_critique_and_revision_and_is_recorded_once(rule
     df = _feedback(result)
     assert len(df) == 4
     assert (df[["original", "critique", "data"]] == "").all().all()
-    failures = [json.loads(f) for f in df["failures"]]
+    failures = [list(f) for f in df["failures"]]
     assert all(len(f) == 1 and f[0]["stage"] == "answer" and f[0]["kind"] == "parse" for f in failures)
     assert result.manifest["stages"].get("critique") is None  # nothing sent to the skipped steps
     assert result.manifest["stages"]["answer"]["failures"] == result.manifest["stages"]["answer"]["lm_calls"]
@@ -55,7 +53,7 @@ def test_dpf_length_check_keeps_a_long_revision_and_records_it(ruled_pipeline):
 
     df = _feedback(ruled_pipeline({"generator": [long_revision]}))
     assert (df["data"].str.split().str.len() == 500).all()
-    failures = [json.loads(f) for f in df["failures"]]
+    failures = [list(f) for f in df["failures"]]
     assert all([x["kind"] for x in f] == ["length"] and f[0]["stage"] == "revision" for f in failures)
     assert all("limit is 1.0x" in f[0]["message"] for f in failures)
 

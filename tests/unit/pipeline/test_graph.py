@@ -46,7 +46,8 @@ def test_graph_preset_orders_steps_from_references(tmp_path):
     for before, after in [("census", "enrich"), ("enrich", "assign"), ("questions", "assign"), ("answer", "critique"),
                           ("critique", "revision"), ("revision", "judge"), ("revision", "length_check")]:
         assert order.index(before) < order.index(after)
-    assert set(pipe.tables) == {"feedback", "personas", "persona_rejections", "questions", "judgments", "candidates"}
+    assert set(pipe.tables) == {"feedback", "personas", "persona_rejections", "questions", "judgments", "candidates",
+                                "dpo"}
 
 
 def test_graph_signatures_follow_the_question_source(tmp_path):

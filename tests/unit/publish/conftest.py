@@ -70,6 +70,19 @@ def make_context() -> dict[str, Any]:
     }
 
 
+@pytest.fixture(autouse=True)
+def no_saved_hub_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No HF_TOKEN and no saved login from the machine running the tests; returns where a login would be saved."""
+    import huggingface_hub.constants
+
+    path = tmp_path / "hf_home" / "token"
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_STORED_TOKENS_PATH", str(path.parent / "stored_tokens"))
+    return path
+
+
 @pytest.fixture
 def tables() -> dict[str, dict[str, pd.DataFrame]]:
     return make_tables()

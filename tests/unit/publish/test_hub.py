@@ -99,8 +99,8 @@ def test_upload_refused_commit_raises_without_the_token(hub, token, tmp_path, ta
 
 def test_publish_folder_without_token_raises_and_writes_nothing(hub, monkeypatch, tmp_path, tables, context):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    with pytest.raises(PublishError, match=rf"environment variable {TOKEN_ENV} \(named by publish.token_env\) must be "
-                                           r"set to a Hub token with write access, but got 'unset or empty'.*export"):
+    with pytest.raises(PublishError, match=rf"Hub token must be set in {TOKEN_ENV} \(named by publish.token_env\) or "
+                                           r"HF_TOKEN, or saved by `hf auth login`, but got 'none found'.*auth login"):
         publish_folder(tables, tmp_path / "ds", context=context, publish_cfg=hub_cfg(hub))
     assert list(tmp_path.iterdir()) == [] and hub.requests == []
 
