@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--baseline-size", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--config", default=str(REPO / "conf" / "sampler" / "census_us.yaml"),
+    parser.add_argument("--config", default=str(REPO / "conf" / "sampler" / "census_six_states.yaml"),
                         help="source config (default: six states from the shared data folder)")
     args = parser.parse_args()
 

@@ -1,7 +1,9 @@
 """Read census person files as shipped: the Bureau's ``csv_pXX.zip`` (``psam_pNN.csv`` inside) or a plain CSV.
 
 Only the needed columns are parsed, every one as text (codes keep their leading zeros; a blank stays ``""``),
-so decoding sees exactly what the file says.
+so decoding sees exactly what the file says. Text is kept as pandas categoricals (one small integer per row and
+each distinct code once), parsed in chunks, so the Bureau's national file (``csv_pus.zip``: ``psam_pusa.csv`` and
+``psam_pusb.csv``, about 3.2 million persons) loads in bounded memory.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from persona_gen.census.spec import SourceSpec
 from persona_gen.core.errors import CensusError, format_error
 
 __all__ = ["RawTable", "read_raw"]
+
+# Rows parsed at a time: bounds the parser's transient text to a few hundred MB on the national file.
+CHUNK_ROWS = 500_000
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, pd.errors.ParserError,
                 pd.errors.EmptyDataError, ValueError)
@@ -104,8 +110,10 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
             ))
         handle.seek(0)
         # Every column as text: codes keep leading zeros and blanks stay "" (never NaN), as in the dictionary.
-        return pd.read_csv(handle, usecols=list(wanted), dtype=str, keep_default_na=False, na_filter=False,
-                           engine="c", low_memory=False)[list(wanted)]
+        # As categoricals, chunk by chunk: a national file never holds one Python string per cell.
+        chunks = pd.read_csv(handle, usecols=list(wanted), dtype="category", keep_default_na=False,
+                             na_filter=False, engine="c", chunksize=CHUNK_ROWS)
+        return _concat([chunk[list(wanted)] for chunk in chunks], wanted)
     except CensusError:
         raise
     except _READ_ERRORS as exc:
@@ -116,6 +124,15 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
             where=label,
             fix="download the file again; it is corrupt or truncated",
         )) from exc
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Stack frames of categorical text columns, keeping each column categorical (union of the categories)."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    if not frames:
+        return pd.DataFrame({c: pd.Categorical([]) for c in columns})
+    return pd.DataFrame({c: union_categoricals([f[c] for f in frames]) for c in columns})
 
 
 def read_raw(spec: SourceSpec) -> RawTable:
@@ -148,7 +165,7 @@ def read_raw(spec: SourceSpec) -> RawTable:
         ))
     sizes = [len(f) for f in frames]
     return RawTable(
-        frame=pd.concat(frames, ignore_index=True),
+        frame=_concat(frames, wanted),
         file_index=np.repeat(np.arange(len(frames), dtype=np.int32), sizes),
         row_in_file=np.concatenate([np.arange(s, dtype=np.int64) for s in sizes]),
         file_labels=tuple(labels),

@@ -22,8 +22,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from persona_gen.census.dictionary import DataDictionary, Variable, format_number
-from persona_gen.census.household import derive_household_codes
-from persona_gen.census.keys import CENSUS_KEYS, CODE_PREFIX, NOT_AVAILABLE, RECORD_ID, STATE
+from persona_gen.census.household import derive_household_codes, derive_household_income
+from persona_gen.census.keys import CENSUS_KEYS, CODE_PREFIX, HOUSEHOLD_INCOME, NOT_AVAILABLE, RECORD_ID, STATE
 from persona_gen.census.query import evaluate_where
 from persona_gen.census.reader import RawTable, read_raw
 from persona_gen.census.spec import (
@@ -41,6 +41,9 @@ __all__ = ["DEFAULT_SOURCE", "CensusSource", "Quotas", "SourceLike", "load_sourc
 DEFAULT_SOURCE = PACKAGE_PREFIX + "source.yaml"
 
 Quotas = Mapping[str, Mapping[str, float]]
+
+# ADJINC carries 6 implied decimal places: 1013097 means 1.013097.
+ADJUSTMENT_SCALE = 1_000_000
 
 _STATE_SUFFIX = re.compile(r"^(.*\S)\s*/\s*[A-Z]{2}$")
 
@@ -96,9 +99,33 @@ class _Decoded:
         return pd.Categorical.from_codes(per_unique[self.codes], categories=categories)
 
 
+def _factorize(tokens: pd.Series | npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], Sequence[Any]]:
+    """Per-row code and distinct values; a categorical column (how the reader keeps text) is not expanded."""
+    if isinstance(tokens, pd.Series) and isinstance(tokens.dtype, pd.CategoricalDtype):
+        used = tokens.cat.remove_unused_categories()
+        return used.cat.codes.to_numpy().astype(np.intp), list(used.cat.categories)
+    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object))
+    return codes, list(uniques)
+
+
+def _text(column: pd.Series) -> npt.NDArray[np.object_]:
+    """A text column as an object array; categorical rows share their category's string."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return np.asarray(column.cat.categories, dtype=object)[column.cat.codes.to_numpy()]
+    return column.to_numpy(dtype=object)
+
+
+def _numbers(column: pd.Series) -> npt.NDArray[np.float64]:
+    """A text column as numbers (NaN where not a number), converting each distinct value once."""
+    codes, uniques = _factorize(column)
+    values = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return values[codes] if len(values) else np.full(len(column), np.nan)
+
+
 def _decode(variable: Variable, tokens: pd.Series | npt.NDArray[Any], spec: SourceSpec, raw: RawTable,
             column: str) -> _Decoded:
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object))
+    codes, uniques = _factorize(tokens)
+    override = spec.label_override(variable.name)
     canonical: list[str] = []
     labels: list[str | None] = []
     values = np.full(len(uniques), np.nan)
@@ -118,7 +145,7 @@ def _decode(variable: Variable, tokens: pd.Series | npt.NDArray[Any], spec: Sour
                 continue
         elif code is not None:
             canonical.append(code)
-            labels.append(variable.codes[code])
+            labels.append(override.get(code, variable.codes[code]))
             continue
         elif variable.in_range(token):
             # A code inside a documented range (e.g. PUMA) means itself.
@@ -140,7 +167,7 @@ def _decode(variable: Variable, tokens: pd.Series | npt.NDArray[Any], spec: Sour
 def _state_column(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> pd.Categorical:
     state = spec.state
     assert state is not None
-    tokens = raw.frame[state.variable].astype(str)
+    tokens = pd.Series(_text(raw.frame[state.variable])).astype(str)
     if state.code_chars:
         tokens = tokens.str.slice(0, state.code_chars)
     decoded = _decode(dictionary[state.labels or state.variable], tokens, spec, raw, state.variable)
@@ -157,7 +184,7 @@ def _record_ids(spec: SourceSpec, raw: RawTable) -> pd.Series:
     prefix = pd.Series(np.asarray(raw.file_labels, dtype=object)[raw.file_index], dtype="str")
     if not spec.record_id:
         return prefix + "#" + pd.Series(raw.row_in_file + 1).astype("str")
-    parts = [raw.frame[c].astype("str").reset_index(drop=True) for c in spec.record_id]
+    parts = [pd.Series(_text(raw.frame[c]), dtype="str") for c in spec.record_id]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + "-" + part
@@ -165,7 +192,7 @@ def _record_ids(spec: SourceSpec, raw: RawTable) -> pd.Series:
 
 
 def _weights(spec: SourceSpec, raw: RawTable) -> npt.NDArray[np.float64]:
-    weights = pd.to_numeric(raw.frame[spec.weight], errors="coerce").to_numpy(dtype=np.float64)
+    weights = _numbers(raw.frame[spec.weight])
     bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
     if bad.size:
         raise CensusError(format_error(
@@ -187,14 +214,17 @@ def _check_year(spec: SourceSpec, raw: RawTable) -> None:
     serial = spec.household.serial if spec.household else next((c for c in spec.record_id if c == "SERIALNO"), None)
     if spec.year is None or serial is None or serial not in raw.frame.columns:
         return
-    prefix = raw.frame[serial].str.slice(0, 4)
-    wrong = np.flatnonzero((prefix != str(spec.year)).to_numpy() & prefix.str.isdigit().to_numpy())
+    codes, uniques = _factorize(raw.frame[serial])
+    prefix = pd.Series(uniques, dtype=object).astype(str).str.slice(0, 4)
+    bad = (prefix != str(spec.year)).to_numpy() & prefix.str.isdigit().to_numpy()
+    wrong = np.flatnonzero(bad[codes]) if bad.any() else np.zeros(0, dtype=np.intp)
     if wrong.size:
+        first = int(wrong[0])
         raise CensusError(format_error(
             "source.year",
-            expected=f"the files' ACS year {prefix.iloc[wrong[0]]}",
+            expected=f"the files' ACS year {prefix.iloc[codes[first]]}",
             got=spec.year,
-            where=f"{serial} {raw.frame[serial].iloc[wrong[0]]} at {raw.locate(int(wrong[0]))}; {spec.origin}",
+            where=f"{serial} {uniques[codes[first]]} at {raw.locate(first)}; {spec.origin}",
             fix="set source.year, source.dictionaries (and household roles) to the file's ACS year",
         ))
 
@@ -214,27 +244,35 @@ def _build_pool(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> 
                                                                   and spec.state.code_chars):
             decode(name)
 
+    adjusted = {name: _adjust(dec, spec, raw) for name, dec in decoded.items() if spec.adjusted(name)}
     derived = tuple(c.variable for _, c in spec.columns if c.derived)
     derived_decoded: dict[str, _Decoded] = {}
+    household_income = np.full(n, np.nan)
     if derived:
         household_spec = spec.household
         assert household_spec is not None
-        serial = pd.factorize(raw.frame[household_spec.serial])[0].astype(np.int64)
+        serial = _factorize(raw.frame[household_spec.serial])[0].astype(np.int64)
         # SERIALNO is unique nationally, but a file pair could repeat one: households never span files.
-        household = np.unique(raw.file_index.astype(np.int64) * (serial.max() + 1) + serial, return_inverse=True)[1]
-        language = pd.to_numeric(pd.Series(decode(household_spec.language).tokens()), errors="coerce")
+        household = np.unique(raw.file_index.astype(np.int64) * (serial.max() + 1) + serial,
+                              return_inverse=True)[1].ravel()
+        relationship = decode(household_spec.relationship).tokens()
         derived_codes = derive_household_codes(
-            household.ravel(),
-            decode(household_spec.relationship).tokens(),
+            household,
+            relationship,
             decode(household_spec.age).numbers(),
             decode(household_spec.sex).tokens(),
             decode(household_spec.speaks_other_language).tokens(),
-            language.to_numpy(dtype=np.float64),
+            pd.to_numeric(pd.Series(decode(household_spec.language).tokens()), errors="coerce").to_numpy(np.float64),
             household_spec,
             derived,
+            person_number=_numbers(raw.frame[household_spec.person_number]),
         )
         for name, tokens in derived_codes.items():
             derived_decoded[name] = _decode(dictionary[name], tokens, spec, raw, f"{name} (derived)")
+        income = spec.column("income")
+        if income is not None and not income.derived:
+            personal = adjusted.get(income.variable) or decoded[income.variable]
+            household_income = derive_household_income(household, relationship, personal.numbers(), household_spec)
 
     columns: dict[str, Any] = {}
     for key in CENSUS_KEYS:
@@ -244,16 +282,39 @@ def _build_pool(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> 
         elif column.derived:
             columns[key] = derived_decoded[column.variable].label_column()
         else:
-            columns[key] = decoded[column.variable].label_column()
+            columns[key] = (adjusted.get(column.variable) or decoded[column.variable]).label_column()
     if spec.state is not None:
         columns[STATE] = _state_column(spec, raw, dictionary)
     else:
         columns[STATE] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[NOT_AVAILABLE])
     columns[RECORD_ID] = _record_ids(spec, raw)
+    columns[HOUSEHOLD_INCOME] = household_income
     for name, dec in itertools.chain(decoded.items(), derived_decoded.items()):
         columns[CODE_PREFIX + name] = dec.code_column()
     columns[CODE_PREFIX + spec.weight] = _weights(spec, raw)
     return pd.DataFrame(columns)
+
+
+def _adjust(decoded: _Decoded, spec: SourceSpec, raw: RawTable) -> _Decoded:
+    """Dollar amounts times the Bureau's adjustment factor (ADJINC / 10^6), rounded to whole dollars."""
+    assert spec.adjustment is not None
+    factor_column = spec.adjustment[0]
+    factor_codes, factor_tokens = _factorize(raw.frame[factor_column])
+    factors = pd.to_numeric(pd.Series(factor_tokens, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(factors) | (factors <= 0))
+    if bad.size:
+        rows = np.flatnonzero(factor_codes == bad[0])
+        raise CensusError(format_error(
+            f"adjustment factor column {factor_column} has a value that is not a positive number",
+            expected="the Bureau's ADJINC, e.g. 1013097 (6 implied decimals)",
+            got=f"{factor_tokens[bad[0]]!r} in {rows.size} record(s), first at {raw.locate(int(rows[0]))}",
+            where=spec.origin, fix="point source.adjustment.factor at ADJINC, or drop source.adjustment"))
+    pair = decoded.codes.astype(np.int64) * len(factors) + factor_codes
+    unique, inverse = np.unique(pair, return_inverse=True)
+    of_value, of_factor = unique // len(factors), unique % len(factors)
+    values = np.round(decoded.values[of_value] * factors[of_factor] / ADJUSTMENT_SCALE)
+    return _Decoded(decoded.variable, inverse.ravel().astype(np.intp),
+                    tuple(decoded.canonical[i] for i in of_value), tuple(decoded.labels[i] for i in of_value), values)
 
 
 def _check_count(num_personas: object) -> int:
@@ -351,7 +412,7 @@ class CensusSource:
         """The columns a ``where`` may use: persona keys (also with ``_`` for spaces), ``state``, raw variables."""
         if self._where_frame is None:
             columns: dict[str, Any] = {}
-            for key in (*CENSUS_KEYS, STATE):
+            for key in (*CENSUS_KEYS, STATE, HOUSEHOLD_INCOME):
                 columns[key] = self.pool[key]
                 columns.setdefault(key.replace(" ", "_"), self.pool[key])
             for name in self.pool.columns:
@@ -525,7 +586,7 @@ def _spec_from(source: object) -> SourceSpec:
         return parse_source_spec(data)
     raise CensusError(format_error(
         "census source", expected="None, a CensusSource, a YAML path or a mapping", got=type(source).__name__,
-        where="sample_personas(source=...)", fix="pass conf/sampler/census_us.yaml or leave source unset"))
+        where="sample_personas(source=...)", fix="pass conf/sampler/census_six_states.yaml or leave source unset"))
 
 
 SourceLike = CensusSource | SourceSpec | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -536,7 +597,7 @@ def load_source(source: SourceLike = None) -> CensusSource:
 
     Args:
         source: None for the ACS 2018 copy shipped in the package; a :class:`CensusSource` (returned as is); a
-            YAML path (``conf/sampler/census_us.yaml``, ``package:source.yaml``); a ``source:`` mapping or a
+            YAML path (``conf/sampler/census_six_states.yaml``, ``package:source.yaml``); a ``source:`` mapping or a
             whole sampler mapping (a Hydra node works).
 
     Returns:

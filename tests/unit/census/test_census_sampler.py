@@ -177,7 +177,7 @@ def test_six_state_where_selects_hawaii(six_states: CensusSource) -> None:
     assert set(personas[STATE]) == {"Hawaii"} and personas["age"].min() >= 18
 
 
-@pytest.mark.parametrize("name", ["census_us.yaml", "census_demo.yaml", "nist_excerpt.yaml"])
+@pytest.mark.parametrize("name", ["census_six_states.yaml", "census_demo.yaml", "nist_excerpt.yaml"])
 def test_sampler_config_parses(name: str) -> None:
     config = read_config_file(CONF / name)
     assert {"num_personas", "where", "quotas", "source"} <= set(config)
