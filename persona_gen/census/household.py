@@ -8,8 +8,9 @@ household language is the non-English language of the first member who speaks on
 relationship order (householder, spouse, parent, sibling, child, grandchild, in-laws, other relatives, stepchild,
 unmarried partner, housemate or roommate, other nonrelatives; ``HouseholdSpec.language_order``) and, within one
 relationship, in person-number order (``SPORDER``); a household where nobody speaks another language is "English
-only". (Census 2000 SF3 and ACS technical documentation, "Household language".) The result is the Bureau's code, decoded later with the dictionary's
-own wording, so derived and shipped variables share one vocabulary. Everything here is vectorised over persons.
+only" (Census 2000 SF3 and ACS technical documentation, "Household language"). The result is the Bureau's code,
+decoded later with the dictionary's own wording, so derived and shipped variables share one vocabulary. Everything
+here is vectorised over persons.
 """
 
 from __future__ import annotations
