@@ -74,7 +74,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def _census_candidates(cfg: DictConfig, n: int, seed: int) -> tuple[list[Persona], Any, pd.DataFrame]:
-    from persona_gen.census import load_source, sample_personas
+    from persona_gen.census import HOUSEHOLD_INCOME, load_source, sample_personas
 
     source = load_source(cfg.sampler)
     frame = sample_personas(n, seed=seed, source=source, where=cfg.sampler.get("where"),
@@ -82,6 +82,8 @@ def _census_candidates(cfg: DictConfig, n: int, seed: int) -> tuple[list[Persona
     candidates = []
     for i, row in enumerate(frame.to_dict(orient="records")):
         attrs = {k: str(row[k]) for k in CENSUS_KEYS}
+        if HOUSEHOLD_INCOME in row:  # conditions the psychodemographic draw; enrich drops it from the persona
+            attrs[HOUSEHOLD_INCOME] = str(row[HOUSEHOLD_INCOME])
         rid = str(row["source_record_id"])
         candidates.append(Persona(persona_id=stable_id("p", seed, i, rid), attributes=attrs, source_record_id=rid,
                                   provenance={k: f"census:{source.name}" for k in CENSUS_KEYS}))
