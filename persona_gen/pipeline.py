@@ -14,7 +14,7 @@ import logging
 import math
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -90,17 +90,20 @@ def _census_candidates(cfg: DictConfig, n: int, seed: int) -> tuple[list[Persona
     return candidates, source, frame
 
 
-def _fidelity(cfg: DictConfig, source: Any, seed: int, out_dir: Path) -> dict[str, Any] | None:
-    from persona_gen.census import sample_personas
-    from persona_gen.census.fidelity import fidelity_report, write_fidelity
+def _fidelity(cfg: DictConfig, source: Any, seed: int, out_dir: Path, personas: Sequence[Persona] = (),
+              ) -> dict[str, Any] | None:
+    from persona_gen.census.fidelity import run_fidelity
 
     size = int(cfg.sampler.get("fidelity_sample_size", 20_000) or 0)
     if size <= 0:
         return None
-    sample = sample_personas(size, seed=seed, source=source)
-    report = fidelity_report(sample, source)
-    paths = write_fidelity(report, out_dir)
-    return {"report": report, "paths": {k: str(v) for k, v in paths.items()}}
+    # The target population (sampler.where + quotas) against a fresh draw of it and against the published personas.
+    return run_fidelity(source, where=cfg.sampler.get("where"), quotas=_quotas(cfg), seed=seed, sample_size=size,
+                        published=[p.attributes for p in personas], out_dir=out_dir)
+
+
+def _quotas(cfg: DictConfig) -> Any:
+    return OmegaConf.to_container(cfg.sampler.quotas) if cfg.sampler.get("quotas") else None
 
 
 def _frame(records: list[Any], *, json_cols: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -226,6 +229,8 @@ class Prepared:
 
 
 def _prepare(cfg: DictConfig) -> Prepared:
+    from persona_gen.census.fidelity import population_statement
+    from persona_gen.enrich.psychodemographics import describe_joints
     from persona_gen.enrich.stage import run_enrich
     from persona_gen.questions.stage import run_questions
     from persona_gen.responses.stage import answer_questions, assign_questions, candidate_model_configs, run_candidates
@@ -241,7 +246,6 @@ def _prepare(cfg: DictConfig) -> Prepared:
 
     n_candidates = math.ceil(scale.num_personas * float(cfg.stage.enrich.get("candidate_factor", 2.0))) + 2
     candidates, source, _ = _census_candidates(cfg, n_candidates, seeds["census"])
-    fidelity = _fidelity(cfg, source, seeds["fidelity"], out_dir / "fidelity")
 
     enriched = run_enrich(candidates, num_personas=int(scale.num_personas), cfg=cfg.stage.enrich, caller=gen,
                           seed=seeds["enrich"])
@@ -256,6 +260,7 @@ def _prepare(cfg: DictConfig) -> Prepared:
                   + (f", first LM failure: {lm_failure[:200]}" if lm_failure else ""),
             fix="raise stage.enrich.candidate_factor or use a stronger model; on LM failures check models.generator "
                 "(server up, base_url, api_key_env)"))
+    fidelity = _fidelity(cfg, source, seeds["fidelity"], out_dir / "fidelity", personas)
     qres = run_questions(cfg=cfg.stage.questions, caller=gen, seed=seeds["questions"],
                          max_candidates=scale.get("max_candidate_prompts"), plot_dir=out_dir / "questions")
     assignments = assign_questions(
@@ -283,7 +288,9 @@ def _prepare(cfg: DictConfig) -> Prepared:
         "embedded_model": "smollm2" in (cfg.models.generator.kind, cfg.models.judge.kind),
         "census": {"num_personas": len(personas), "source": source.name, "description": source.describe(),
                    "year": source.spec.year or "",
-                   "states": ", ".join(sorted(map(str, source.pool["state"].unique())))},
+                   "states": ", ".join(sorted(map(str, source.pool["state"].unique()))),
+                   "population": population_statement(source, where=cfg.sampler.get("where"), quotas=_quotas(cfg)),
+                   "psychodemographics": describe_joints(cfg.stage.enrich.get("tables", "default"))},
         "enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
                    "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
         "filter_counts": qres.filter_counts, "min_words": cfg.stage.questions.min_words,
@@ -617,4 +624,6 @@ def _fidelity_summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:
             "worst_1way_reference_tvd": None if worst is None or ref[worst] is None else round(float(ref[worst]), 5),
             "max_tvd_2way": round(float(rep["two_way_max_tvd"]), 5),
             "worst_pairs": rep.get("worst_pairs", [])[:5], "k_anonymity": rep.get("k_anonymity"),
+            "published_personas": (fidelity.get("published") or {}).get("sample_size", 0),
+            "published_max_one_way_tvd": round(float((fidelity.get("published") or {}).get("one_way_max_tvd", 0.0)), 5),
             "plot": "plots/population_vs_census.png"}

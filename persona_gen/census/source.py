@@ -495,8 +495,7 @@ class CensusSource:
             return np.asarray(column.cat.codes == categories.index(label))
         return np.asarray(column == label)
 
-    def _draw_quotas(self, rng: np.random.Generator, count: int, rows: npt.NDArray[np.intp] | None,
-                     quotas: Quotas) -> npt.NDArray[np.intp]:
+    def _parse_quotas(self, quotas: Quotas) -> list[tuple[str, list[tuple[object, float]]]]:
         if not isinstance(quotas, Mapping):
             raise CensusError(format_error("sampler.quotas", expected="a mapping field -> {label: share}",
                                            got=quotas, where="sampler.quotas", fix="e.g. {sex: {Male: 0.5}}"))
@@ -517,21 +516,59 @@ class CensusSource:
                     f"quotas.{field} shares", expected="non-negative numbers that sum to 1", got=total,
                     where="sampler.quotas", fix="rescale the shares so they sum to 1"))
             fields.append((field, items))
+        return fields
+
+    def _strata(self, rows: npt.NDArray[np.intp] | None, quotas: Quotas,
+                ) -> list[tuple[str, float, npt.NDArray[np.intp]]]:
+        """``(description, share, member rows)`` of each quota stratum (fields cross; shares multiply)."""
+        fields = self._parse_quotas(quotas)
         eligible = np.zeros(len(self.pool), dtype=bool)
         eligible[rows if rows is not None else slice(None)] = True
-        strata = list(itertools.product(*(items for _, items in fields)))
-        counts = _largest_remainder(count, [math.prod(share for _, share in stratum) for stratum in strata])
         masks = {(field, label): self._quota_mask(field, label) for field, items in fields for label, _ in items}
-        parts: list[npt.NDArray[np.intp]] = []
-        for stratum, stratum_count in zip(strata, counts, strict=True):
-            if stratum_count == 0:
-                continue
+        strata = []
+        for stratum in itertools.product(*(items for _, items in fields)):
             mask = eligible.copy()
             for (field, _), (label, _) in zip(fields, stratum, strict=True):
                 mask &= masks[(field, label)]
-            members = np.flatnonzero(mask)
+            described = ", ".join(f"{f}={label!r}" for (f, _), (label, _) in zip(fields, stratum, strict=True))
+            strata.append((described, math.prod(share for _, share in stratum), np.flatnonzero(mask)))
+        return strata
+
+    def target_weights(self, where: str | None = None, quotas: Quotas | None = None) -> npt.NDArray[np.float64]:
+        """Weights of the population :meth:`sample` draws from: PWGTP within ``where``, scaled to the quota shares.
+
+        Args:
+            where: The sampler's condition (None: everyone).
+            quotas: The sampler's quotas (None: none); each stratum's weight is scaled to its share.
+
+        Returns:
+            One weight per pool row (0 outside the target population); they sum to the filtered population
+            (to 1 per unit share when quotas apply).
+
+        Raises:
+            CensusError: For a ``where`` that matches nobody or bad quotas.
+        """
+        rows = self.select(where)
+        weights = np.zeros(len(self.pool))
+        if not quotas:
+            weights[rows if rows is not None else slice(None)] = self.weights[rows if rows is not None else slice(None)]
+            return weights
+        total = self.weights[rows].sum() if rows is not None else self.population
+        for _, share, members in self._strata(rows, quotas):
+            mass = self.weights[members].sum()
+            if share > 0 and mass > 0:
+                weights[members] = self.weights[members] * (share * total / mass)
+        return weights
+
+    def _draw_quotas(self, rng: np.random.Generator, count: int, rows: npt.NDArray[np.intp] | None,
+                     quotas: Quotas) -> npt.NDArray[np.intp]:
+        strata = self._strata(rows, quotas)
+        counts = _largest_remainder(count, [share for _, share, _ in strata])
+        parts: list[npt.NDArray[np.intp]] = []
+        for (described, _, members), stratum_count in zip(strata, counts, strict=True):
+            if stratum_count == 0:
+                continue
             if members.size == 0 or self.weights[members].sum() <= 0:
-                described = ", ".join(f"{f}={label!r}" for (f, _), (label, _) in zip(fields, stratum, strict=True))
                 raise CensusError(format_error(
                     f"quota stratum {described} has no person record", expected="at least one record",
                     got=f"0 records for {stratum_count} persona(s)", where=f"sampler.quotas on {self.name}",
