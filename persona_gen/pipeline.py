@@ -603,6 +603,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "question_filters": info["filter_counts"], "judge_scorecard": scorecard, "judge_agreement": agreement,
         "models": {"generator": info["generator"], "judge": info["judge"]},
         "signature_hashes": sig_hashes, "fidelity": info["fidelity"], "parts_dir": str(parts),
+        "population": info["census"].get("population"), "psychodemographics": info["census"].get("psychodemographics"),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
     }
     manifest_path = out_dir / "manifest.json"
