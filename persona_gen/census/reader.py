@@ -2,12 +2,13 @@
 
 Only the needed columns are parsed, every one as text (codes keep their leading zeros; a blank stays ``""``),
 so decoding sees exactly what the file says. Text is kept as pandas categoricals (one small integer per row and
-each distinct code once), parsed in chunks, so the Bureau's national file (``csv_pus.zip``: ``psam_pusa.csv`` and
-``psam_pusb.csv``, about 3.2 million persons) loads in bounded memory.
+each distinct code once), parsed by Arrow's CSV reader block by block, so the Bureau's national file
+(``csv_pus.zip``: ``psam_pusa.csv`` and ``psam_pusb.csv``, about 3.2 million persons) loads in bounded memory.
 """
 
 from __future__ import annotations
 
+import csv
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from pandas.api.types import union_categoricals
 
 from persona_gen.census.spec import SourceSpec
@@ -26,11 +29,12 @@ from persona_gen.core.errors import CensusError, format_error
 
 __all__ = ["RawTable", "read_raw"]
 
-# Rows parsed at a time: bounds the parser's transient text to a few hundred MB on the national file.
-CHUNK_ROWS = 500_000
+# Bytes of CSV parsed at a time (about 23,000 rows of the Bureau's 286-column files): bounds the parser's transient
+# memory on the national file.
+BLOCK_BYTES = 16 << 20
 
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, pd.errors.ParserError,
-                pd.errors.EmptyDataError, ValueError)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, pa.ArrowInvalid,
+                pd.errors.ParserError, pd.errors.EmptyDataError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def _open_members(path: Path, spec: SourceSpec) -> Iterator[list[tuple[str, IO[b
 
 def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str, ...]) -> pd.DataFrame:
     try:
-        header = pd.read_csv(handle, nrows=0).columns
+        header = next(csv.reader([handle.readline().decode("utf-8-sig")]), [])
         missing = [c for c in wanted if c not in header]
         if missing:
             raise CensusError(format_error(
@@ -109,11 +113,17 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
                 fix="use the source config of this file's layout and year, or remove the key from source.columns",
             ))
         handle.seek(0)
-        # Every column as text: codes keep leading zeros and blanks stay "" (never NaN), as in the dictionary.
-        # As categoricals, chunk by chunk: a national file never holds one Python string per cell.
-        chunks = pd.read_csv(handle, usecols=list(wanted), dtype="category", keep_default_na=False,
-                             na_filter=False, engine="c", chunksize=CHUNK_ROWS)
-        return _concat([chunk[list(wanted)] for chunk in chunks], wanted)
+        # Every column as text: codes keep leading zeros and blanks stay "" (never null), as in the dictionary.
+        # Dictionary-encoded (categoricals), block by block: a national file never holds one string per cell, and
+        # Arrow's reader materialises only the needed columns.
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(wanted), strings_can_be_null=False, quoted_strings_can_be_null=False,
+                column_types={c: pa.dictionary(pa.int32(), pa.string()) for c in wanted}),
+        )
+        return _concat([_compact(batch.to_pandas()[list(wanted)]) for batch in reader], wanted)
     except CensusError:
         raise
     except _READ_ERRORS as exc:
@@ -124,6 +134,12 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
             where=label,
             fix="download the file again; it is corrupt or truncated",
         )) from exc
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical codes in their smallest type (Arrow's dictionary indices arrive as int32)."""
+    return pd.DataFrame({c: pd.Categorical.from_codes(frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
+                         for c in frame.columns})
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -163,6 +179,8 @@ def read_raw(spec: SourceSpec) -> RawTable:
             where=spec.origin,
             fix="check source.files",
         ))
+    # Arrow's allocator keeps freed parser blocks for reuse; hand them back before decoding starts.
+    pa.default_memory_pool().release_unused()
     sizes = [len(f) for f in frames]
     return RawTable(
         frame=_concat(frames, wanted),

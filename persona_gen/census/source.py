@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from persona_gen.census.dictionary import DataDictionary, Variable, format_number
 from persona_gen.census.household import derive_household_codes, derive_household_income
@@ -53,7 +55,7 @@ class _Decoded:
     """A decoded column: per-row index into its distinct codes, and what each distinct code means."""
 
     variable: Variable
-    codes: npt.NDArray[np.intp]
+    codes: npt.NDArray[np.unsignedinteger[Any]]  # the smallest unsigned type that holds the distinct codes
     canonical: tuple[str, ...]
     labels: tuple[str | None, ...]
     values: npt.NDArray[np.float64]
@@ -104,8 +106,17 @@ def _factorize(tokens: pd.Series | npt.NDArray[Any]) -> tuple[npt.NDArray[np.int
     if isinstance(tokens, pd.Series) and isinstance(tokens.dtype, pd.CategoricalDtype):
         used = tokens.cat.remove_unused_categories()
         return used.cat.codes.to_numpy().astype(np.intp), list(used.cat.categories)
+    if isinstance(tokens, np.ndarray) and tokens.dtype.kind == "U":
+        # Derived codes (a few distinct short strings): no Python string per row.
+        uniques, codes = np.unique(tokens, return_inverse=True)
+        return codes.ravel().astype(np.intp), [str(u) for u in uniques]
     codes, uniques = pd.factorize(np.asarray(tokens, dtype=object))
     return codes, list(uniques)
+
+
+def _compact(codes: npt.NDArray[np.integer[Any]], size: int) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """Codes in the smallest unsigned type that holds ``size`` values: 1-2 bytes a row instead of 8 on 3M rows."""
+    return codes.astype(np.min_scalar_type(max(size - 1, 0)))
 
 
 def _text(column: pd.Series) -> npt.NDArray[np.object_]:
@@ -161,7 +172,7 @@ def _decode(variable: Variable, tokens: pd.Series | npt.NDArray[Any], spec: Sour
             fix="use the dictionary of the data's ACS year in source.dictionaries, or add the code to "
                 "source.blank_codes if it means blank",
         ))
-    return _Decoded(variable, codes.astype(np.intp), tuple(canonical), tuple(labels), values)
+    return _Decoded(variable, _compact(codes, len(uniques)), tuple(canonical), tuple(labels), values)
 
 
 def _state_column(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> pd.Categorical:
@@ -181,14 +192,20 @@ def _state_column(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -
 
 
 def _record_ids(spec: SourceSpec, raw: RawTable) -> pd.Series:
-    prefix = pd.Series(np.asarray(raw.file_labels, dtype=object)[raw.file_index], dtype="str")
+    """``<zip>/<csv>:<SERIALNO>-<SPORDER>`` (or ``<file>#<row>``), joined by Arrow: no Python string per record."""
     if not spec.record_id:
+        prefix = pd.Series(np.asarray(raw.file_labels, dtype=object)[raw.file_index], dtype="str")
         return prefix + "#" + pd.Series(raw.row_in_file + 1).astype("str")
-    parts = [pd.Series(_text(raw.frame[c]), dtype="str") for c in spec.record_id]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + "-" + part
-    return prefix + ":" + joined
+    parts = [pc.cast(pa.array(pd.Series(raw.frame[c]).astype("category")), pa.string()) for c in spec.record_id]
+    # Files were stacked in order, so each file's rows are one contiguous block.
+    bounds = np.r_[0, np.flatnonzero(np.diff(raw.file_index)) + 1, len(raw.file_index)]
+    pieces = []
+    for start, end in itertools.pairwise(bounds.tolist()):
+        elements: list[Any] = [pa.scalar(raw.file_labels[raw.file_index[start]] + ":")]
+        for i, part in enumerate(parts):
+            elements += ([pa.scalar("-")] if i else []) + [part.slice(start, end - start)]
+        pieces.append(pc.binary_join_element_wise(*elements, ""))
+    return pd.Series(pd.array(pa.chunked_array(pieces, type=pa.string()), dtype="str"))
 
 
 def _weights(spec: SourceSpec, raw: RawTable) -> npt.NDArray[np.float64]:
@@ -292,7 +309,8 @@ def _build_pool(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> 
     for name, dec in itertools.chain(decoded.items(), derived_decoded.items()):
         columns[CODE_PREFIX + name] = dec.code_column()
     columns[CODE_PREFIX + spec.weight] = _weights(spec, raw)
-    return pd.DataFrame(columns)
+    # No copy: a dict of arrays is copied by default, which doubles the peak on a national pool.
+    return pd.DataFrame(columns, copy=False)
 
 
 def _adjust(decoded: _Decoded, spec: SourceSpec, raw: RawTable) -> _Decoded:
@@ -313,7 +331,7 @@ def _adjust(decoded: _Decoded, spec: SourceSpec, raw: RawTable) -> _Decoded:
     unique, inverse = np.unique(pair, return_inverse=True)
     of_value, of_factor = unique // len(factors), unique % len(factors)
     values = np.round(decoded.values[of_value] * factors[of_factor] / ADJUSTMENT_SCALE)
-    return _Decoded(decoded.variable, inverse.ravel().astype(np.intp),
+    return _Decoded(decoded.variable, _compact(inverse.ravel(), len(unique)),
                     tuple(decoded.canonical[i] for i in of_value), tuple(decoded.labels[i] for i in of_value), values)
 
 
@@ -335,10 +353,22 @@ def _rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed)))
 
 
+# A cdf of up to this many rows (2 MB) stays in cache, and so few draws are not worth a sort: plain binary search.
+_CACHED_CDF = 262_144
+_SORTED_DRAWS = 10_000
+
+
 def _draw(rng: np.random.Generator, count: int, cdf: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """Inverse-CDF draw with replacement: row i is picked with probability w_i / sum(w)."""
     u = rng.random(count) * cdf[-1]
-    return np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
+    if cdf.size <= _CACHED_CDF or count < _SORTED_DRAWS:
+        return np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
+    # The same rows as searchsorted(cdf, u), found in sorted order: on a national pool (a 25 MB cdf) random binary
+    # searches miss the cache on every step; sorted keys walk the cdf once (5-7x faster for 1M draws).
+    order = np.argsort(u, kind="stable")
+    index = np.empty(count, dtype=np.intp)
+    index[order] = np.searchsorted(cdf, u[order], side="right")
+    return np.minimum(index, cdf.size - 1)
 
 
 def _largest_remainder(total: int, shares: Sequence[float]) -> list[int]:
