@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -115,15 +115,18 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
         handle.seek(0)
         # Every column as text: codes keep leading zeros and blanks stay "" (never null), as in the dictionary.
         # Dictionary-encoded (categoricals), block by block: a national file never holds one string per cell, and
-        # Arrow's reader materialises only the needed columns.
+        # Arrow's reader materialises only the needed columns. Identifiers (SERIALNO: one value per household)
+        # stay Arrow strings, which are compact and need no category union.
+        text = _text_columns(spec)
         reader = pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(wanted), strings_can_be_null=False, quoted_strings_can_be_null=False,
-                column_types={c: pa.dictionary(pa.int32(), pa.string()) for c in wanted}),
+                column_types={c: pa.string() if c in text else pa.dictionary(pa.int32(), pa.string())
+                              for c in wanted}),
         )
-        return _concat([_compact(batch.to_pandas()[list(wanted)]) for batch in reader], wanted)
+        return _concat([_batch_frame(batch, wanted, text) for batch in reader], wanted)
     except CensusError:
         raise
     except _READ_ERRORS as exc:
@@ -136,19 +139,43 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
         )) from exc
 
 
-def _compact(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categorical codes in their smallest type (Arrow's dictionary indices arrive as int32)."""
-    return pd.DataFrame({c: pd.Categorical.from_codes(frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
-                         for c in frame.columns})
+def _text_columns(spec: SourceSpec) -> frozenset[str]:
+    """Identifier columns, read as plain (Arrow) strings rather than categoricals."""
+    return frozenset(spec.record_id) | ({spec.household.serial} if spec.household else frozenset())
+
+
+def _batch_frame(batch: pa.RecordBatch, wanted: tuple[str, ...], text: frozenset[str]) -> pd.DataFrame:
+    """One parsed block: categoricals with codes in their smallest type (Arrow's arrive as int32), and strings."""
+    columns: dict[str, Any] = {}
+    for name in wanted:
+        array = batch.column(name)
+        if name in text:
+            columns[name] = pd.array(array, dtype="str")
+        else:
+            categories = pd.Index(array.dictionary.to_pylist(), dtype=object)
+            columns[name] = pd.Categorical.from_codes(array.indices.to_numpy(zero_copy_only=False), categories)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
-    """Stack frames of categorical text columns, keeping each column categorical (union of the categories)."""
+    """Stack frames column by column: categoricals keep one categorical (union of the categories), strings concat."""
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     if not frames:
         return pd.DataFrame({c: pd.Categorical([]) for c in columns})
-    return pd.DataFrame({c: union_categoricals([f[c] for f in frames]) for c in columns})
+    out: dict[str, Any] = {}
+    for c in columns:
+        parts = [f[c] for f in frames]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            union = union_categoricals(parts)
+            # One categories type for every source (pandas may infer "str" for a union): plain Python strings.
+            out[c] = pd.Categorical.from_codes(union.codes, pd.Index(union.categories, dtype=object))
+        else:
+            chunks = [pa.array(p, type=pa.string()) for p in parts]
+            flat = [piece for chunk in chunks for piece in (chunk.chunks if isinstance(chunk, pa.ChunkedArray)
+                                                             else [chunk])]
+            out[c] = pd.array(pa.chunked_array(flat, type=pa.string()), dtype="str")
+    return pd.DataFrame(out, copy=False)
 
 
 def read_raw(spec: SourceSpec) -> RawTable:

@@ -106,12 +106,25 @@ def _factorize(tokens: pd.Series | npt.NDArray[Any]) -> tuple[npt.NDArray[np.int
     if isinstance(tokens, pd.Series) and isinstance(tokens.dtype, pd.CategoricalDtype):
         used = tokens.cat.remove_unused_categories()
         return used.cat.codes.to_numpy().astype(np.intp), list(used.cat.categories)
+    if isinstance(tokens, pd.Series) and isinstance(tokens.dtype, pd.StringDtype):
+        # Identifiers (SERIALNO) stay Arrow strings: encode them in Arrow, without a Python string per value.
+        # The distinct values stay an Arrow array (a sequence): a million households need no Python strings.
+        encoded = pc.dictionary_encode(_arrow(tokens))
+        return encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp), encoded.dictionary
     if isinstance(tokens, np.ndarray) and tokens.dtype.kind == "U":
         # Derived codes (a few distinct short strings): no Python string per row.
         uniques, codes = np.unique(tokens, return_inverse=True)
         return codes.ravel().astype(np.intp), [str(u) for u in uniques]
     codes, uniques = pd.factorize(np.asarray(tokens, dtype=object))
     return codes, list(uniques)
+
+
+def _arrow(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (zero-copy for the reader's Arrow-backed strings)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype("str")
+    array = pa.array(column, type=pa.string())
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _compact(codes: npt.NDArray[np.integer[Any]], size: int) -> npt.NDArray[np.unsignedinteger[Any]]:
@@ -129,7 +142,8 @@ def _text(column: pd.Series) -> npt.NDArray[np.object_]:
 def _numbers(column: pd.Series) -> npt.NDArray[np.float64]:
     """A text column as numbers (NaN where not a number), converting each distinct value once."""
     codes, uniques = _factorize(column)
-    values = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    distinct = uniques.to_pylist() if isinstance(uniques, pa.Array) else list(uniques)
+    values = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     return values[codes] if len(values) else np.full(len(column), np.nan)
 
 
@@ -196,7 +210,7 @@ def _record_ids(spec: SourceSpec, raw: RawTable) -> pd.Series:
     if not spec.record_id:
         prefix = pd.Series(np.asarray(raw.file_labels, dtype=object)[raw.file_index], dtype="str")
         return prefix + "#" + pd.Series(raw.row_in_file + 1).astype("str")
-    parts = [pc.cast(pa.array(pd.Series(raw.frame[c]).astype("category")), pa.string()) for c in spec.record_id]
+    parts = [_arrow(raw.frame[c]) for c in spec.record_id]
     # Files were stacked in order, so each file's rows are one contiguous block.
     bounds = np.r_[0, np.flatnonzero(np.diff(raw.file_index)) + 1, len(raw.file_index)]
     pieces = []
@@ -231,17 +245,17 @@ def _check_year(spec: SourceSpec, raw: RawTable) -> None:
     serial = spec.household.serial if spec.household else next((c for c in spec.record_id if c == "SERIALNO"), None)
     if spec.year is None or serial is None or serial not in raw.frame.columns:
         return
-    codes, uniques = _factorize(raw.frame[serial])
-    prefix = pd.Series(uniques, dtype=object).astype(str).str.slice(0, 4)
-    bad = (prefix != str(spec.year)).to_numpy() & prefix.str.isdigit().to_numpy()
-    wrong = np.flatnonzero(bad[codes]) if bad.any() else np.zeros(0, dtype=np.intp)
+    serials = _arrow(raw.frame[serial])
+    prefix = pc.utf8_slice_codeunits(serials, 0, 4)
+    bad = pc.and_(pc.not_equal(prefix, str(spec.year)), pc.utf8_is_digit(prefix))
+    wrong = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
     if wrong.size:
         first = int(wrong[0])
         raise CensusError(format_error(
             "source.year",
-            expected=f"the files' ACS year {prefix.iloc[codes[first]]}",
+            expected=f"the files' ACS year {prefix[first].as_py()}",
             got=spec.year,
-            where=f"{serial} {uniques[codes[first]]} at {raw.locate(first)}; {spec.origin}",
+            where=f"{serial} {serials[first].as_py()} at {raw.locate(first)}; {spec.origin}",
             fix="set source.year, source.dictionaries (and household roles) to the file's ACS year",
         ))
 
@@ -353,19 +367,18 @@ def _rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed)))
 
 
-# A cdf of up to this many rows (2 MB) stays in cache, and so few draws are not worth a sort: plain binary search.
-_CACHED_CDF = 262_144
+# So few draws are not worth a sort: plain binary search.
 _SORTED_DRAWS = 10_000
 
 
 def _draw(rng: np.random.Generator, count: int, cdf: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """Inverse-CDF draw with replacement: row i is picked with probability w_i / sum(w)."""
     u = rng.random(count) * cdf[-1]
-    if cdf.size <= _CACHED_CDF or count < _SORTED_DRAWS:
+    if count < _SORTED_DRAWS:
         return np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
-    # The same rows as searchsorted(cdf, u), found in sorted order: on a national pool (a 25 MB cdf) random binary
-    # searches miss the cache on every step; sorted keys walk the cdf once (5-7x faster for 1M draws).
-    order = np.argsort(u, kind="stable")
+    # The same rows as searchsorted(cdf, u), found in sorted order: random binary searches miss the cache on every
+    # step (on a national pool's 25 MB cdf above all); sorted keys walk the cdf once (5x faster for 1M draws).
+    order = np.argsort(u)  # equal keys give equal rows, so an unstable (SIMD) sort is exact too
     index = np.empty(count, dtype=np.intp)
     index[order] = np.searchsorted(cdf, u[order], side="right")
     return np.minimum(index, cdf.size - 1)
