@@ -194,3 +194,11 @@ def test_sorted_draw_picks_the_same_rows_as_binary_search() -> None:
     sorted_draw = census_source._draw(np.random.default_rng(7), 50_000, cdf)
     u = np.random.default_rng(7).random(50_000) * cdf[-1]
     assert np.array_equal(sorted_draw, np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1))
+
+
+def test_suppressed_ancestry_reads_as_a_person_would(six_states: CensusSource) -> None:
+    ancestry = six_states.pool["ancestry"].astype(str)
+    suppressed = six_states.pool["code.ANC1P"].astype(str) == "000"
+    assert suppressed.sum() > 1000  # Delaware and other PUMAs the Bureau withheld for 2018
+    assert not ancestry.str.contains("Suppressed|PUMA").any()
+    assert set(ancestry[suppressed]) == {"Not reported (withheld by the Census Bureau in this area)"}
