@@ -614,17 +614,6 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
 
 
 def _fidelity_summary(fidelity: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not fidelity:
-        return None
-    rep = fidelity["report"]
-    one = {k: v["tvd"] for k, v in rep["one_way"].items()}
-    ref = {k: v.get("reference_tvd") for k, v in rep["one_way"].items()}
-    worst = max(one, key=one.get) if one else None
-    return {"sample_size": rep["sample_size"], "source": rep["source"], "source_records": rep["source_records"],
-            "max_tvd_1way": round(float(rep["one_way_max_tvd"]), 5), "worst_1way": worst,
-            "worst_1way_reference_tvd": None if worst is None or ref[worst] is None else round(float(ref[worst]), 5),
-            "max_tvd_2way": round(float(rep["two_way_max_tvd"]), 5),
-            "worst_pairs": rep.get("worst_pairs", [])[:5], "k_anonymity": rep.get("k_anonymity"),
-            "published_personas": (fidelity.get("published") or {}).get("sample_size", 0),
-            "published_max_one_way_tvd": round(float((fidelity.get("published") or {}).get("one_way_max_tvd", 0.0)), 5),
-            "plot": "plots/population_vs_census.png"}
+    from persona_gen.census.fidelity import fidelity_summary
+
+    return fidelity_summary(fidelity, plot="plots/population_vs_census.png") if fidelity else None

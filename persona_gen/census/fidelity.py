@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_QUASI_IDENTIFIERS",
     "coarsen",
     "fidelity_report",
+    "fidelity_summary",
     "population_statement",
     "published_frame",
     "run_fidelity",
@@ -399,6 +400,45 @@ def run_fidelity(
         paths = write_fidelity(result, out_dir)
         result["paths"] = {name: str(path) for name, path in paths.items()}
     return result
+
+
+def fidelity_summary(result: Mapping[str, Any], *, plot: str | None = None) -> dict[str, Any]:
+    """The figures a manifest and a card show, from :func:`run_fidelity`'s result.
+
+    Args:
+        result: What :func:`run_fidelity` returned.
+        plot: Where the dataset keeps the plot (e.g. ``plots/population_vs_census.png``).
+
+    Returns:
+        Target draw: ``sample_size``, ``source``, ``source_records``, ``max_tvd_1way`` with ``worst_1way`` and its
+        ``worst_1way_reference_tvd`` (the noise floor), ``max_tvd_2way``, ``worst_pairs``, ``k_anonymity``;
+        published personas: ``published_personas``, ``max_tvd_published`` (one-way) with ``worst_published``
+        and ``worst_published_reference_tvd`` (the noise floor of an ideal draw of that size); and ``plot``.
+    """
+    rep = result["report"]
+    one = {k: v["tvd"] for k, v in rep["one_way"].items()}
+    worst = max(one, key=lambda k: one[k]) if one else None
+    ref = rep["one_way"][worst].get("reference_tvd") if worst else None
+    summary: dict[str, Any] = {
+        "sample_size": rep["sample_size"], "source": rep["source"], "source_records": rep["source_records"],
+        "max_tvd_1way": round(float(rep["one_way_max_tvd"]), 5), "worst_1way": worst,
+        "worst_1way_reference_tvd": None if ref is None else round(float(ref), 5),
+        "max_tvd_2way": round(float(rep["two_way_max_tvd"]), 5),
+        "worst_pairs": rep.get("worst_pairs", [])[:5], "k_anonymity": rep.get("k_anonymity"),
+    }
+    published = result.get("published")
+    summary["published_personas"] = int(published["sample_size"]) if published else 0
+    if published:
+        tvds = {k: v["tvd"] for k, v in published["one_way"].items()}
+        name = max(tvds, key=lambda k: tvds[k])
+        floor = published["one_way"][name].get("reference_tvd")
+        # "max_tvd_<x>" beside "worst_<x>": the card shows the worst attribute next to the figure.
+        summary.update({"max_tvd_published": round(float(published["one_way_max_tvd"]), 5),
+                        "worst_published": name,
+                        "worst_published_reference_tvd": None if floor is None else round(float(floor), 5)})
+    if plot is not None:
+        summary["plot"] = plot
+    return summary
 
 
 def _k_anonymity(pool: pd.DataFrame, sample: pd.DataFrame, coders: dict[str, _Coder],

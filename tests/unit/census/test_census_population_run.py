@@ -44,3 +44,4 @@ def test_manifest_states_the_population(runs) -> None:
     manifest = json.loads(adults.manifest_path.read_text())
     assert manifest["population"]["where"] == "age >= 18" and manifest["population"]["minors_included"] is False
     assert manifest["fidelity"]["published_personas"] >= 1
+    assert manifest["fidelity"]["worst_published_reference_tvd"] is not None
