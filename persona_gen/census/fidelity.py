@@ -297,6 +297,7 @@ def population_statement(source: SourceLike = None, *, where: str | None = None,
 
     Returns:
         ``source``, ``description``, ``year``, ``states`` (with positive weight in the target population),
+        ``state_shares`` and ``states_text`` (each state's share of the weighted target population),
         ``where``, ``quotas``, ``records``, ``population`` (weighted persons), ``minors_included`` and
         ``minor_share`` (weighted share under 18), and ``text``: one sentence saying all of it.
 
@@ -309,6 +310,7 @@ def population_statement(source: SourceLike = None, *, where: str | None = None,
     states = census.pool[STATE].iloc[rows]
     state_weight = pd.Series(target[rows], index=states.index).groupby(states.astype(str).to_numpy()).sum()
     states_sorted = sorted(state_weight.index[state_weight > 0])
+    shares = (state_weight[state_weight > 0] / state_weight.sum()).sort_values(ascending=False, kind="stable")
     age = pd.to_numeric(census.pool["age"].iloc[rows], errors="coerce").to_numpy(dtype=np.float64)
     minor_share = float(target[rows][age < ADULT_AGE].sum() / target[rows].sum()) if rows.size else 0.0
     year = f"ACS {census.spec.year} " if census.spec.year else ""
@@ -323,6 +325,8 @@ def population_statement(source: SourceLike = None, *, where: str | None = None,
         "description": census.describe(),
         "year": census.spec.year,
         "states": states_sorted,
+        "state_shares": {str(k): round(float(v), 6) for k, v in shares.items()},
+        "states_text": ", ".join(f"{k} ({v:.1%})" for k, v in shares.items()),
         "where": where,
         "quotas": _plain(quotas),
         "records": int(rows.size),

@@ -182,6 +182,15 @@ def test_card_states_the_population_and_the_joints(six_states: CensusSource) -> 
     text = render_card({"personas": {"train": 3}}, context)
     section = text[text.index("## Population"):text.index("## Census fidelity")]
     assert "age >= 18" in section and "| minors (under 18) | not included |" in section
-    assert "New Mexico" in section and "party_religion_gss.csv" in section
+    assert "New Mexico (3" in section and "party_religion_gss.csv" in section
     everyone = render_card({"personas": {"train": 3}}, {"census": {"population": population_statement(six_states)}})
     assert "| minors (under 18) | included, " in everyone
+
+
+def test_population_statement_gives_each_states_weighted_share(six_states: CensusSource) -> None:
+    statement = population_statement(six_states)
+    shares = statement["state_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+    new_mexico = six_states.weights[(six_states.pool["state"] == "New Mexico").to_numpy()].sum() / six_states.population
+    assert shares["New Mexico"] == pytest.approx(new_mexico, abs=1e-6) and 0.3 < new_mexico < 0.35
+    assert statement["states_text"].startswith("New Mexico (32.")
