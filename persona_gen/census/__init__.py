@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from persona_gen.census.dictionary import DataDictionary, Variable, normalize_label
-from persona_gen.census.fidelity import fidelity_report, write_fidelity
+from persona_gen.census.fidelity import (
+    fidelity_report,
+    fidelity_summary,
+    population_statement,
+    run_fidelity,
+    write_fidelity,
+)
 from persona_gen.census.household import derive_household_codes
 from persona_gen.census.keys import (
     CENSUS_KEYS,
@@ -36,9 +42,12 @@ __all__ = [
     "Variable",
     "derive_household_codes",
     "fidelity_report",
+    "fidelity_summary",
     "load_source",
     "normalize_label",
     "parse_source_spec",
+    "population_statement",
+    "run_fidelity",
     "sample_personas",
     "write_fidelity",
 ]
