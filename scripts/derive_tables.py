@@ -12,16 +12,19 @@ Usage::
 Writes into ``--out`` (default ``persona_gen/enrich/tables``):
 
 - ``big_five_bfi.csv``, ``big_five_spi.csv``: P(level | trait, age band, sex), SAPA BFI / SPI-135.
-- ``ideology_anes96.csv``: P(7-point ideology | age band, income band), ANES 1996.
-- ``political_views_gss.csv``: P(party identification | age band, race), GSS 2000-2014.
-- ``religion_gss.csv``: P(religion, denomination for Protestants | age band, race), GSS 2000-2014.
+- ``big_five_bfi_correlation.csv``, ``big_five_spi_correlation.csv``: the traits' latent (normal-scores)
+  correlation matrix, which ties the five level draws together (a Gaussian copula).
+- ``party_religion_gss.csv``: P(party identification, religion | age band, race), jointly, GSS 2000-2014.
+- ``ideology_anes96.csv``: P(7-point ideology | party identification, age band, family income band), ANES 1996.
+- ``political_views_gss.csv``: P(party identification | age band, race), GSS 2000-2014 (the "pew_religion" set).
 - ``religion_pew.csv``: P(religious tradition | income band), Pew Religious Landscape Study 2007.
 - ``bands.csv``: the age and income bands that map a persona onto a table's cells.
 - ``cpi_u.csv``: BLS CPI-U annual averages, to express a persona's income in a table's dollars.
 - ``manifest.json``: machine-readable provenance (read by ``table_provenance()``).
 - ``PROVENANCE.md``: the same provenance for people.
 
-Every probability table is tidy: ``table,<condition columns>,value,probability,count,basis``. The
+Every probability table is tidy: ``table,<condition columns>,<value columns>,probability,count,basis``
+(one value column, ``value``, except the joint party x religion table). The
 grid is complete (every cell, every value, zeros included). ``count`` is the (unweighted) number of
 respondents with that value in the data the cell's probabilities come from, and ``basis`` names
 which conditions those data were selected on: the full conditions, or a coarser fallback when the
@@ -57,6 +60,7 @@ MIN_CELL_N = 50
 # Probabilities are written with 6 decimals: enough to reproduce counts of these sizes exactly
 # and short enough to diff. The sampler renormalises each cell, so rounding never leaks into draws.
 PROBABILITY_FORMAT = "{:.6f}"
+MAX_NOTES = 40  # fallback cells listed in PROVENANCE.md per table (the counts by basis cover all of them)
 
 BIG_FIVE_LEVELS = ("Extremely Low", "Low", "Average", "High", "Extremely High")
 # Population percentile cut points between the five levels (5 / 20 / 50 / 20 / 5 %), the usual
@@ -69,7 +73,12 @@ MIN_ITEM_SHARE = 0.6
 MIN_RESPONDENT_AGE = 11
 ITEM_SCALE_MAX = 6  # SAPA items are answered on a 1-6 scale; a reversed item is 7 - x.
 
-SEX_CODES = {1: "Male", 2: "Female"}  # SAPA: "males=1, females=2" / "X chromosomes"
+SEX_CODES = {1: "Male", 2: "Female"}
+# Scoring-key name -> trait, per instrument.
+BFI_TRAITS = {"openness": "Openness", "conscientious": "Conscientiousness", "extraversion": "Extraversion",
+              "agree": "Agreeableness", "neuroticism": "Neuroticism"}
+SPI_TRAITS = {"Open": "Openness", "Consc": "Conscientiousness", "Extra": "Extraversion", "Agree": "Agreeableness",
+              "Neuro": "Neuroticism"}  # SAPA: "males=1, females=2" / "X chromosomes"
 
 # (label, lower inclusive, upper exclusive); None is open-ended. Why these bands: see PROVENANCE.
 BIG_FIVE_AGE_BANDS: tuple[tuple[str, int | None, int | None], ...] = (
@@ -111,10 +120,75 @@ PEW_DOLLAR_YEAR = 2007
 PEW_INCOME_UNKNOWN_COLUMN = "Don't know/refused"
 PEW_RELIGION_NONRESPONSE = "Don\u2019t know/refused"  # the tidyr file spells it with a curly apostrophe
 PEW_RELIGION_LABELS = {
-    "Evangelical Prot": "Evangelical Protestant",
-    "Historically Black Prot": "Historically Black Protestant",
-    "Mainline Prot": "Mainline Protestant",
+    "Agnostic": "No religion (agnostic)",
+    "Atheist": "No religion (atheist)",
+    "Unaffiliated": "No religion",
+    "Evangelical Prot": "Protestant (evangelical)",
+    "Historically Black Prot": "Protestant (historically Black church)",
+    "Mainline Prot": "Protestant (mainline)",
+    "Orthodox": "Orthodox Christian",
+    "Other Faiths": "Other religion",
+    "Other World Religions": "Other world religion",
 }
+
+# One readable religion vocabulary for every table set: "Tradition (detail)", no survey abbreviations.
+GSS_RELIGION_LABELS = {
+    "Catholic": "Catholic",
+    "None": "No religion",
+    "Christian": "Christian (no denomination given)",
+    "Jewish": "Jewish",
+    "Other": "Other religion",
+    "Buddhism": "Buddhist",
+    "Inter-nondenominational": "Christian (interdenominational or nondenominational)",
+    "Moslem/islam": "Muslim",
+    "Orthodox-christian": "Orthodox Christian",
+    "Hinduism": "Hindu",
+    "Other eastern": "Other Eastern religion",
+    "Native american": "Native American religion",
+}
+GSS_DENOMINATION_LABELS = {
+    "Southern baptist": "Southern Baptist",
+    "Baptist-dk which": "Baptist",
+    "Am baptist asso": "American Baptist Association",
+    "Am bapt ch in usa": "American Baptist Churches in the USA",
+    "Nat bapt conv of am": "National Baptist Convention of America",
+    "Nat bapt conv usa": "National Baptist Convention, USA",
+    "Other baptists": "other Baptist",
+    "United methodist": "United Methodist",
+    "Methodist-dk which": "Methodist",
+    "Afr meth episcopal": "African Methodist Episcopal",
+    "Afr meth ep zion": "African Methodist Episcopal Zion",
+    "Other methodist": "other Methodist",
+    "Lutheran-dk which": "Lutheran",
+    "Lutheran-mo synod": "Lutheran Church-Missouri Synod",
+    "Am lutheran": "American Lutheran Church",
+    "Evangelical luth": "Evangelical Lutheran",
+    "Luth ch in america": "Lutheran Church in America",
+    "Wi evan luth synod": "Wisconsin Evangelical Lutheran Synod",
+    "Other lutheran": "other Lutheran",
+    "Presbyterian-dk wh": "Presbyterian",
+    "United pres ch in us": "United Presbyterian Church in the USA",
+    "Presbyterian c in us": "Presbyterian Church in the US",
+    "Presbyterian, merged": "Presbyterian Church (USA)",
+    "Other presbyterian": "other Presbyterian",
+    "Episcopal": "Episcopal",
+    "No denomination": "no denomination",
+    "Other": "other denomination",
+}
+
+# ANES 1996 PID 0-6 in the GSS wording of the same 7-point question.
+ANES_PARTY_LABELS = {
+    0: "Strong Democrat",
+    1: "Not very strong Democrat",
+    2: "Independent, close to Democrat",
+    3: "Independent",
+    4: "Independent, close to Republican",
+    5: "Not very strong Republican",
+    6: "Strong Republican",
+}
+# Ideology given party has 8 x 4 x 4 cells over 944 respondents; the party-alone fallback is accepted from 30
+# respondents (ANES has 37 pure Independents): a 10 % share then has a standard error of about 5 points.
+IDEOLOGY_MIN_CELL_N = 30
 
 ANES_IDEOLOGY = (
     "Extremely liberal",
@@ -243,6 +317,9 @@ class TableSpec:
         vocabulary: Every value the table can give, in the CSV's row order.
         fallbacks: Coarser condition sets tried in order when a cell is thin; the last must always have data.
         derivation: Human-readable derivation steps, for PROVENANCE.md and the manifest.
+        value_columns: The CSV's value columns: ``("value",)``, or several for a joint table (then each
+            vocabulary entry is a tuple, one label per column).
+        min_cell_n: Respondents a cell needs before it stops falling back.
     """
 
     name: str
@@ -253,6 +330,8 @@ class TableSpec:
     vocabulary: tuple[str, ...]
     fallbacks: tuple[tuple[str, ...], ...]
     derivation: tuple[str, ...]
+    value_columns: tuple[str, ...] = ("value",)
+    min_cell_n: int = MIN_CELL_N
 
 
 @dataclass
@@ -302,7 +381,7 @@ def conditional_rows(data: pd.DataFrame, spec: TableSpec) -> BuiltTable:
     Returns:
         The table's rows as strings, with the number of cells that used each basis.
     """
-    unknown = sorted(set(data["value"]) - set(spec.vocabulary))
+    unknown = sorted(set(data["value"]) - set(spec.vocabulary), key=str)
     if unknown:
         raise ValueError(f"{spec.name}: values {unknown} are not in the table's vocabulary")
     chain = (spec.conditions, *spec.fallbacks)
@@ -312,6 +391,7 @@ def conditional_rows(data: pd.DataFrame, spec: TableSpec) -> BuiltTable:
     rows: list[list[str]] = []
     basis_counts = {_basis_label(b): 0 for b in chain}
     notes: list[str] = []
+    fallback_cells = 0
     for cell in itertools.product(*(spec.grid[c] for c in spec.conditions)):
         where = dict(zip(spec.conditions, cell, strict=True))
         for basis in chain:
@@ -319,7 +399,7 @@ def conditional_rows(data: pd.DataFrame, spec: TableSpec) -> BuiltTable:
             for column in basis:
                 mask &= columns[column] == where[column]
             total = int(weights[mask].sum())
-            if total >= MIN_CELL_N:
+            if total >= spec.min_cell_n:
                 break
         if total == 0:
             raise ValueError(f"{spec.name}: cell {where} has no data even at its coarsest fallback")
@@ -329,11 +409,17 @@ def conditional_rows(data: pd.DataFrame, spec: TableSpec) -> BuiltTable:
         label = _basis_label(basis)
         basis_counts[label] += 1
         if basis != spec.conditions:
-            notes.append(f"{', '.join(f'{k}={v}' for k, v in where.items())}: {label} (n={total})")
+            fallback_cells += 1
+            if len(notes) < MAX_NOTES:
+                notes.append(f"{', '.join(f'{k}={v}' for k, v in where.items())}: {label} (n={total})")
         for value in spec.vocabulary:
+            labels = value if isinstance(value, tuple) else (value,)
             rows.append(
-                [spec.name, *cell, value, PROBABILITY_FORMAT.format(counts[value] / total), str(counts[value]), label]
+                [spec.name, *cell, *labels, PROBABILITY_FORMAT.format(counts[value] / total), str(counts[value]),
+                 label]
             )
+    if fallback_cells > len(notes):
+        notes.append(f"... and {fallback_cells - len(notes)} more fallback cells (see the basis column)")
     return BuiltTable(spec=spec, rows=rows, respondents=int(weights.sum()), basis_counts=basis_counts, notes=notes)
 
 
@@ -410,8 +496,8 @@ def build_big_five(raw: pd.DataFrame, keys: dict[str, list[str]], trait_of_key: 
             "aged 65+, too few for their own band, so 45+ covers them; personas younger than the youngest "
             "respondent use <18.",
             f"Cells with fewer than {MIN_CELL_N} scored respondents fall back to (trait, sex), then to (trait).",
-            "Each trait is sampled on its own: the table keeps each trait's distribution by age and sex, not the "
-            "correlations between traits.",
+            "The table keeps each trait's distribution by age and sex; the traits are tied together by "
+            f"{name}_correlation.csv (a Gaussian copula with the sample's normal-scores correlation).",
             "Unweighted: SAPA is a self-selected web sample, not a probability sample.",
         ),
     )
@@ -422,16 +508,38 @@ def build_big_five(raw: pd.DataFrame, keys: dict[str, list[str]], trait_of_key: 
     return built
 
 
+def big_five_correlation(raw: pd.DataFrame, keys: dict[str, list[str]], trait_of_key: dict[str, str], *,
+                         sex_column: str) -> tuple[bytes, int]:
+    """The traits' normal-scores correlation matrix: the latent correlation of the Gaussian copula.
+
+    Each trait score becomes ``Phi^-1((mid-rank - 0.5) / n)``; the matrix is the Pearson correlation of those
+    normal scores over respondents with all five traits scored (the same kept respondents as the level table).
+    Drawing ``z ~ N(0, R)`` and cutting each ``Phi(z)`` at a cell's cumulative level shares then gives each
+    trait its cell distribution and the pairs the sample's rank correlation.
+    """
+    from scipy.stats import norm
+
+    age = pd.to_numeric(raw["age"], errors="coerce")
+    sex = pd.to_numeric(raw[sex_column], errors="coerce").map(SEX_CODES)
+    keep = (age >= MIN_RESPONDENT_AGE) & sex.notna()
+    scores = score_traits(raw.loc[keep], keys, trait_of_key).dropna()
+    normal = scores.rank(method="average").sub(0.5).div(len(scores)).apply(norm.ppf)
+    matrix = np.corrcoef(normal.to_numpy().T)
+    rows = [[trait, *(f"{v:.6f}" for v in matrix[i])] for i, trait in enumerate(BIG_FIVE_TRAITS)]
+    return _csv_bytes(["trait", *BIG_FIVE_TRAITS], rows), len(scores)
+
+
 # ----------------------------------------------------------------------------------------------- ANES, GSS, Pew
 
 
 def build_ideology(anes: pd.DataFrame) -> BuiltTable:
-    """P(7-point liberal-conservative self-placement | age band, income band) from ANES 1996."""
+    """P(7-point liberal-conservative self-placement | party id, age band, family income band) from ANES 1996."""
     income_band = pd.Series(pd.NA, index=anes.index, dtype="object")
     for label, _, _, codes in ANES_INCOME_BANDS:
         income_band[anes["income"].isin(list(codes))] = label
     self_lr = pd.to_numeric(anes["selfLR"], errors="coerce")
     data = pd.DataFrame({
+        "political views": pd.to_numeric(anes["PID"], errors="coerce").map(ANES_PARTY_LABELS),
         "age_band": _age_band(pd.to_numeric(anes["age"], errors="coerce"), ADULT_AGE_BANDS),
         "income_band": income_band,
         "value": self_lr.map(lambda x: ANES_IDEOLOGY[int(x) - 1] if x == x else pd.NA),  # x == x: not NaN
@@ -441,20 +549,26 @@ def build_ideology(anes: pd.DataFrame) -> BuiltTable:
         name="ideology_anes96",
         field="ideology",
         source="anes96",
-        conditions=("age_band", "income_band"),
-        grid={"age_band": _band_labels(ADULT_AGE_BANDS),
+        conditions=("political views", "age_band", "income_band"),
+        grid={"political views": tuple(GSS_PARTY_LABELS.values()), "age_band": _band_labels(ADULT_AGE_BANDS),
               "income_band": (*(b[0] for b in ANES_INCOME_BANDS), UNKNOWN_BAND)},
         vocabulary=ANES_IDEOLOGY,
-        fallbacks=(("age_band",), ()),
+        fallbacks=(("political views", "income_band"), ("political views",), ()),
+        min_cell_n=IDEOLOGY_MIN_CELL_N,
         derivation=(
             "selfLR 1-7 labelled Extremely liberal ... Extremely conservative (ANES 7-point scale).",
+            "PID 0-6 (the 7-point party identification) in the GSS wording of the same question: "
+            + "; ".join(f"{k} -> '{v}'" for k, v in ANES_PARTY_LABELS.items()) + ". The sampler draws party (with "
+            "religion) from GSS first and ideology given that party, so party and ideology have ANES 1996's joint. "
+            "ANES has no 'Other party': those personas get the ideology of all respondents of their age and income.",
             "Income is the respondent's family income, 24 ANES codes grouped into three bands in 1996 dollars: "
             "codes 1-14 <$25k, 15-19 $25k-$50k, 20-24 $50k+ (about a third of respondents each). The sampler "
-            "deflates a persona's personal income to 1996 dollars with CPI-U before banding; personal income is "
-            "lower than family income for many people, which pushes them toward lower bands.",
-            f"Cells with fewer than {MIN_CELL_N} respondents fall back to the age band alone, then to all "
-            f"respondents. The income band '{UNKNOWN_BAND}' (persona income missing or not a number) always "
-            "uses the age band alone.",
+            "compares the persona's household income (the sum of the household members' ADJINC-adjusted personal "
+            "incomes, the Bureau's HINCP; household income stands in for family income), deflated to 1996 dollars "
+            "with CPI-U. Personas in group quarters have no household income: band 'Unknown'.",
+            f"Cells with fewer than {IDEOLOGY_MIN_CELL_N} respondents fall back to (party, income band), then to "
+            f"party alone, then to all respondents. The income band '{UNKNOWN_BAND}' has no data of its own and "
+            "always falls back.",
             "Unweighted (the statsmodels subset has no weights).",
         ),
     )
@@ -499,43 +613,64 @@ def build_political_views(gss: pd.DataFrame) -> BuiltTable:
 
 
 def gss_religion_label(relig: str, denom: object) -> str:
-    """GSS religion, with the denomination for Protestants, in GSS's own wording."""
-    if relig == "Protestant" and isinstance(denom, str) and denom not in GSS_DENOM_UNINFORMATIVE:
-        return f"Protestant ({denom})"
-    return relig
+    """GSS religion in the readable vocabulary; Protestants with their denomination when the GSS gives one."""
+    if relig == "Protestant":
+        if isinstance(denom, str) and denom in GSS_DENOMINATION_LABELS:
+            return f"Protestant ({GSS_DENOMINATION_LABELS[denom]})"
+        return "Protestant"
+    return GSS_RELIGION_LABELS[relig]
 
 
-def build_religion_gss(gss: pd.DataFrame) -> BuiltTable:
-    """P(religion | age band, race) from GSS 2000-2014."""
+def build_party_religion(gss: pd.DataFrame) -> BuiltTable:
+    """P(party identification, religion | age band, race) from GSS 2000-2014, jointly."""
     data = _gss_base(gss)
-    answered = ~gss["relig"].isin(GSS_NONRESPONSE) & gss["relig"].notna()
-    data["value"] = pd.Series(
-        [gss_religion_label(r, d) for r, d in zip(gss["relig"], gss["denom"], strict=True)], index=gss.index,
-        dtype="object",
-    ).where(answered)
+    answered = (~gss["relig"].isin(GSS_NONRESPONSE) & gss["relig"].notna()
+                & ~gss["partyid"].isin(GSS_NONRESPONSE) & gss["partyid"].notna())
+    religion = pd.Series([gss_religion_label(r, d) if ok else None
+                          for r, d, ok in zip(gss["relig"], gss["denom"], answered, strict=True)], index=gss.index)
+    party = gss["partyid"].map(GSS_PARTY_LABELS)
+    data["value"] = pd.Series([(p, r) if ok else None for p, r, ok in zip(party, religion, answered, strict=True)],
+                              index=gss.index, dtype="object")
     data["weight"] = 1
     dropped = int((~answered).sum())
     no_age = int(gss["age"].isna().sum())
     data = data.dropna()
+    party_order = {label: i for i, label in enumerate(GSS_PARTY_LABELS.values())}
+    vocabulary = tuple(sorted(set(data["value"]), key=lambda v: (party_order[v[0]], v[1])))
+    unknown_denoms = sorted(set(gss.loc[gss["relig"] == "Protestant", "denom"].dropna()) - set(GSS_DENOMINATION_LABELS)
+                            - set(GSS_DENOM_UNINFORMATIVE))
+    if unknown_denoms:
+        raise ValueError(f"party_religion_gss: denominations without a readable label: {unknown_denoms}")
     spec = TableSpec(
-        name="religion_gss",
-        field="religion",
+        name="party_religion_gss",
+        field="political views, religion",
         source="gss",
         conditions=("age_band", "race"),
         grid={"age_band": _band_labels(ADULT_AGE_BANDS), "race": GSS_RACES},
-        vocabulary=tuple(sorted(set(data["value"]))),
+        vocabulary=vocabulary,
+        value_columns=("political views", "religion"),
         fallbacks=(("race",), ()),
         derivation=(
-            "Value is GSS relig in GSS's own wording; Protestants get their denom in parentheses, e.g. "
-            "'Protestant (Baptist-dk which)', or plain 'Protestant' when denom is "
-            f"{', '.join(repr(x) for x in GSS_DENOM_UNINFORMATIVE)}. denom is ignored for other religions.",
-            f"Dropped relig nonresponse {', '.join(repr(x) for x in GSS_NONRESPONSE)} ({dropped} rows) and the "
-            f"{no_age} rows without age.",
-            "GSS interviews adults only: the sampler gives personas under 18 the youngest band (18-29), the "
-            "closest available stand-in for the religion they are raised in.",
+            "One row per respondent: (partyid, relig) drawn together, so a persona's party and religion have the "
+            "GSS joint within its age band and race.",
+            "partyid relabelled as the GSS question words it: " + "; ".join(
+                f"'{k}' -> '{v}'" for k, v in GSS_PARTY_LABELS.items()) + ".",
+            "relig in one readable vocabulary shared with the Pew table: " + "; ".join(
+                f"'{k}' -> '{v}'" for k, v in GSS_RELIGION_LABELS.items()) + "; Protestants get their denomination "
+            "spelled out, e.g. 'Protestant (Southern Baptist)' for 'Southern baptist', 'Protestant (Baptist)' for "
+            "'Baptist-dk which' (Baptist, which one not known), or plain 'Protestant' when denom is "
+            f"{', '.join(repr(x) for x in GSS_DENOM_UNINFORMATIVE)}.",
+            f"Dropped rows with partyid or relig nonresponse {', '.join(repr(x) for x in GSS_NONRESPONSE)} "
+            f"({dropped} rows) and the {no_age} rows without age (GSS codes 89 and older as 89, which falls in 65+).",
+            "GSS interviews adults only: the sampler gives personas under 18 the religion of a draw from the "
+            "youngest band (18-29), the closest available stand-in for the religion they are raised in, and no "
+            "party.",
+            "Not conditioned on income: gss_cat's rincome is the respondent's own earnings in nominal dollars of "
+            "seven survey years, top-coded at $25,000 or more, and 'Not applicable' for everyone without earnings; "
+            "it cannot be put on the census income's scale.",
             f"Cells with fewer than {MIN_CELL_N} respondents fall back to race alone, then to all respondents. "
-            "Rare values have zero probability in cells where the sample has none (no smoothing).",
-            "All survey years 2000-2014 pooled; unweighted.",
+            "Pairs that a cell's respondents do not have get zero probability (no smoothing).",
+            "All survey years 2000-2014 pooled; unweighted (gss_cat carries no survey weights).",
         ),
     )
     return conditional_rows(data, spec)
@@ -557,8 +692,11 @@ def build_religion_pew(pew: pd.DataFrame) -> BuiltTable:
         vocabulary=tuple(sorted(set(long["value"]))),
         fallbacks=((),),
         derivation=(
-            "Religious traditions under Pew's labels, with the abbreviations spelled out: " + "; ".join(
-                f"'{k}' -> '{v}'" for k, v in PEW_RELIGION_LABELS.items()) + ".",
+            "Religious traditions in the readable vocabulary shared with the GSS table: " + "; ".join(
+                f"'{k}' -> '{v}'" for k, v in PEW_RELIGION_LABELS.items()) + "; the other labels as Pew writes "
+            "them.",
+            "Pew has no party: in the 'pew_religion' table set religion is drawn independently of party (party "
+            "comes from political_views_gss.csv), so that set does not keep the party x religion joint.",
             f"Dropped the religion row '{PEW_RELIGION_NONRESPONSE}' ({dropped} respondents).",
             f"Income bands are Pew's household income columns in 2007 dollars; the '{PEW_INCOME_UNKNOWN_COLUMN}' "
             f"column has no band of its own but counts toward '{UNKNOWN_BAND}', which is the distribution over "
@@ -591,7 +729,7 @@ def bands_rows() -> list[list[str]]:
     rows: list[list[str]] = []
     for table in ("big_five_bfi", "big_five_spi"):
         rows += [[table, "age", label, _bound(lo), _bound(hi), ""] for label, lo, hi in BIG_FIVE_AGE_BANDS]
-    for table in ("ideology_anes96", "political_views_gss", "religion_gss"):
+    for table in ("ideology_anes96", "political_views_gss", "party_religion_gss"):
         rows += [[table, "age", label, _bound(lo), _bound(hi), ""] for label, lo, hi in ADULT_AGE_BANDS]
     rows += [["ideology_anes96", "income", label, _bound(lo), _bound(hi), str(ANES_DOLLAR_YEAR)]
              for label, lo, hi, _ in ANES_INCOME_BANDS]
@@ -600,7 +738,8 @@ def bands_rows() -> list[list[str]]:
     return rows
 
 
-def provenance_markdown(built: list[BuiltTable], files: dict[str, bytes], raw_hashes: dict[str, str]) -> str:
+def provenance_markdown(built: list[BuiltTable], files: dict[str, bytes], raw_hashes: dict[str, str],
+                        correlations: dict[str, dict[str, Any]]) -> str:
     """PROVENANCE.md: for each table its source, citation, license, year, derivation and fallbacks."""
     lines = [
         "# Provenance of the psychodemographic tables",
@@ -610,9 +749,10 @@ def provenance_markdown(built: list[BuiltTable], files: dict[str, bytes], raw_ha
         "",
         "## Common method",
         "",
-        "- Each table is tidy CSV: `table,<condition columns>,value,probability,count,basis`, one row per cell and",
-        "  value, zeros included. `count` is the number of respondents with that value in the data the cell's",
-        "  probabilities come from; `probability` is `count / sum(count)` over the cell, rounded to 6 decimals.",
+        "- Each table is tidy CSV: `table,<condition columns>,value,probability,count,basis` (the joint table has",
+        "  two value columns, `political views,religion`), one row per cell and value, zeros included. `count`",
+        "  is the number of respondents with that value in the data the cell's probabilities come from;",
+        "  `probability` is `count / sum(count)` over the cell, rounded to 6 decimals.",
         f"- A cell with fewer than {MIN_CELL_N} respondents falls back to a coarser condition; `basis` says which",
         "  conditions the data were selected on (`all` = every respondent). Fallback cells are listed below.",
         "- No survey weights are applied (the extracts carry none); the SAPA samples are self-selected web samples.",
@@ -621,6 +761,9 @@ def provenance_markdown(built: list[BuiltTable], files: dict[str, bytes], raw_ha
         "  `cpi_u.csv`. A persona with no numeric income gets the income band `Unknown`.",
         "- Personas younger than a table's youngest band use that band; personas under 18 get",
         "  'Too young to have political views' for ideology and political views instead of a draw.",
+        "- The default set draws jointly: (party, religion) from `party_religion_gss.csv`, then ideology given",
+        "  that party from `ideology_anes96.csv`; the five Big Five levels together through the copula of",
+        "  `big_five_bfi_correlation.csv`.",
         "",
         "## Raw files (sha256)",
         "",
@@ -648,6 +791,19 @@ def provenance_markdown(built: list[BuiltTable], files: dict[str, bytes], raw_ha
         if table.notes:
             lines.append("- Notes and fallback cells:")
             lines += [f"  - {note}" for note in table.notes]
+    for name, meta in correlations.items():
+        lines += [
+            "",
+            f"## `{meta['file']}` (big five scores: how the traits go together)",
+            "",
+            f"- Source: {meta['source']}; respondents with all five traits scored: {meta['respondents']}; "
+            f"sha256 `{meta['sha256']}`",
+            "- Derivation: each trait score (scored as for the level table) becomes the normal score "
+            "`Phi^-1((mid-rank - 0.5) / n)`; the file is the Pearson correlation matrix of those normal scores.",
+            f"- Use: the sampler draws `z ~ N(0, R)` per persona and cuts each `Phi(z)` at the cumulative level "
+            f"shares of the persona's `{name}.csv` cell (a Gaussian copula): each trait keeps its age x sex "
+            "distribution and the traits keep the sample's rank correlation.",
+        ]
     cpi = SOURCES["bls_cpi"]
     lines += [
         "",
@@ -690,22 +846,25 @@ def derive(data_dir: Path, out_dir: Path) -> dict[str, bytes]:
     spi_keys = json.loads((raw / "spi_keys.json").read_text(encoding="utf-8"))
 
     built = [
-        build_big_five(bfi, bfi_keys, {"openness": "Openness", "conscientious": "Conscientiousness",
-                                       "extraversion": "Extraversion", "agree": "Agreeableness",
-                                       "neuroticism": "Neuroticism"},
-                       name="big_five_bfi", source="sapa_bfi", sex_column="gender", instrument="BFI (5 per trait)"),
-        build_big_five(spi, spi_keys, {"Open": "Openness", "Consc": "Conscientiousness", "Extra": "Extraversion",
-                                       "Agree": "Agreeableness", "Neuro": "Neuroticism"},
-                       name="big_five_spi", source="sapa_spi", sex_column="sex", instrument="SPI-135 (14 per trait)"),
+        build_big_five(bfi, bfi_keys, BFI_TRAITS, name="big_five_bfi", source="sapa_bfi", sex_column="gender",
+                       instrument="BFI (5 per trait)"),
+        build_big_five(spi, spi_keys, SPI_TRAITS, name="big_five_spi", source="sapa_spi", sex_column="sex",
+                       instrument="SPI-135 (14 per trait)"),
         build_ideology(anes),
         build_political_views(gss),
-        build_religion_gss(gss),
+        build_party_religion(gss),
         build_religion_pew(pew),
     ]
+    correlations = {
+        "big_five_bfi": big_five_correlation(bfi, bfi_keys, BFI_TRAITS, sex_column="gender"),
+        "big_five_spi": big_five_correlation(spi, spi_keys, SPI_TRAITS, sex_column="sex"),
+    }
     files: dict[str, bytes] = {}
     for table in built:
-        header = ["table", *table.spec.conditions, "value", "probability", "count", "basis"]
+        header = ["table", *table.spec.conditions, *table.spec.value_columns, "probability", "count", "basis"]
         files[f"{table.spec.name}.csv"] = _csv_bytes(header, table.rows)
+    for name, (content, _) in correlations.items():
+        files[f"{name}_correlation.csv"] = content
     files["bands.csv"] = _csv_bytes(["table", "variable", "band", "lower", "upper", "dollar_year"], bands_rows())
     files["cpi_u.csv"] = _csv_bytes(["year", "cpi_u"], [[str(y), f"{v:.3f}"] for y, v in sorted(CPI_U_ANNUAL.items())])
 
@@ -720,7 +879,8 @@ def derive(data_dir: Path, out_dir: Path) -> dict[str, bytes]:
                 "file": f"{table.spec.name}.csv",
                 "field": table.spec.field,
                 "conditions": list(table.spec.conditions),
-                "vocabulary": list(table.spec.vocabulary),
+                "value_columns": list(table.spec.value_columns),
+                "vocabulary": [list(v) if isinstance(v, tuple) else v for v in table.spec.vocabulary],
                 "source": SOURCES[table.spec.source].name,
                 "citation": SOURCES[table.spec.source].citation,
                 "license": SOURCES[table.spec.source].license,
@@ -734,6 +894,17 @@ def derive(data_dir: Path, out_dir: Path) -> dict[str, bytes]:
             }
             for table in built
         },
+        "correlations": {
+            name: {
+                "file": f"{name}_correlation.csv",
+                "what": "latent (normal-scores) correlation of the five trait scores: the Gaussian copula that "
+                        f"ties the five level draws of {name}.csv together",
+                "respondents": respondents,
+                "source": SOURCES[{"big_five_bfi": "sapa_bfi", "big_five_spi": "sapa_spi"}[name]].name,
+                "sha256": _sha256(files[f"{name}_correlation.csv"]),
+            }
+            for name, (_, respondents) in correlations.items()
+        },
         "auxiliary": {
             "bands.csv": {"what": "age and income bands per table", "sha256": _sha256(files["bands.csv"])},
             "cpi_u.csv": {
@@ -746,7 +917,7 @@ def derive(data_dir: Path, out_dir: Path) -> dict[str, bytes]:
         },
     }
     files["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    files["PROVENANCE.md"] = provenance_markdown(built, files, raw_hashes).encode("utf-8")
+    files["PROVENANCE.md"] = provenance_markdown(built, files, raw_hashes, manifest["correlations"]).encode("utf-8")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from persona_gen.census.dictionary import DataDictionary, Variable, normalize_label
-from persona_gen.census.fidelity import fidelity_report, write_fidelity
+from persona_gen.census.fidelity import (
+    fidelity_report,
+    fidelity_summary,
+    population_statement,
+    run_fidelity,
+    write_fidelity,
+)
 from persona_gen.census.household import derive_household_codes
 from persona_gen.census.keys import (
     CENSUS_KEYS,
     CODE_PREFIX,
     DERIVED_KEYS,
+    HOUSEHOLD_INCOME,
     NOT_APPLICABLE,
     NOT_AVAILABLE,
     RECORD_ID,
@@ -23,6 +30,7 @@ __all__ = [
     "CODE_PREFIX",
     "DEFAULT_SOURCE",
     "DERIVED_KEYS",
+    "HOUSEHOLD_INCOME",
     "NOT_APPLICABLE",
     "NOT_AVAILABLE",
     "RECORD_ID",
@@ -34,9 +42,12 @@ __all__ = [
     "Variable",
     "derive_household_codes",
     "fidelity_report",
+    "fidelity_summary",
     "load_source",
     "normalize_label",
     "parse_source_spec",
+    "population_statement",
+    "run_fidelity",
     "sample_personas",
     "write_fidelity",
 ]

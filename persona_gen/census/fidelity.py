@@ -1,5 +1,12 @@
 """How faithful a persona sample is to its census source: weighted 1-way and 2-way distributions.
 
+The reference is the run's *target population*: the source records that satisfy ``sampler.where``, weighted by
+PWGTP and scaled to ``sampler.quotas`` (:meth:`CensusSource.target_weights`). :func:`run_fidelity` reports two
+samples against it: a fresh draw of the census stage's own kind (``fidelity_sample_size`` personas with the same
+``where`` and quotas: is the sampler exact?) and the personas actually published (the consistency filter can select
+on attributes: are they still the population?), and :func:`population_statement` says what that population is
+(source, states, filter, quotas, whether minors are in it) for the card and the manifest.
+
 For each census attribute (coarsened to at most ``max_categories`` groups: age and income in bands, occupation and
 industry by their major-group prefix such as ``MGR``, other long-tailed fields to their largest groups plus
 "Other") the sample's shares are compared with the PWGTP-weighted shares of the source records by total variation
@@ -16,7 +23,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,22 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from persona_gen.census.keys import CENSUS_KEYS, DERIVED_KEYS
-from persona_gen.census.source import SourceLike, load_source
+from persona_gen.census.keys import CENSUS_KEYS, DERIVED_KEYS, STATE
+from persona_gen.census.source import Quotas, SourceLike, load_source
 from persona_gen.core.errors import CensusError, format_error
 from persona_gen.core.io import atomic_write_bytes
 
-__all__ = ["DEFAULT_QUASI_IDENTIFIERS", "coarsen", "fidelity_report", "tvd", "write_fidelity"]
+__all__ = [
+    "DEFAULT_QUASI_IDENTIFIERS",
+    "coarsen",
+    "fidelity_report",
+    "fidelity_summary",
+    "population_statement",
+    "published_frame",
+    "run_fidelity",
+    "tvd",
+    "write_fidelity",
+]
 
 DEFAULT_QUASI_IDENTIFIERS = ("age", "sex", "race", "state", "education", "marital status", "occupation category")
 
@@ -39,6 +57,7 @@ _INCOME_NAMES = ("Loss", "None", "$1 to $9,999", "$10,000 to $24,999", "$25,000 
                  "$75,000 to $99,999", "$100,000 to $149,999", "$150,000 or more")
 _MAJOR_GROUP = re.compile(r"^([A-Z]{3})-")
 OTHER = "Other"
+ADULT_AGE = 18
 
 
 def tvd(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
@@ -139,6 +158,8 @@ def fidelity_report(
     source: SourceLike = None,
     *,
     where: str | None = None,
+    quotas: Quotas | None = None,
+    label: str = "sample",
     attributes: Iterable[str] | None = None,
     max_categories: int = 30,
     worst: int = 10,
@@ -153,6 +174,8 @@ def fidelity_report(
         sample: Personas from :func:`sample_personas` (the census keys at least).
         source: The source they were drawn from (anything :func:`load_source` takes).
         where: The ``where`` the sample was drawn with, so it is compared with the same sub-population.
+        quotas: The quotas it was drawn with: the population's strata are scaled to their shares.
+        label: What the sample is (``"target draw"``, ``"published personas"``), for the plot and the JSON.
         attributes: Keys to compare; default: every census key the source has.
         max_categories: Coarsen each attribute to at most this many groups.
         worst: How many of the worst attribute pairs to list.
@@ -169,9 +192,10 @@ def fidelity_report(
         CensusError: When the sample is empty or lacks a compared attribute.
     """
     census = load_source(source)
-    rows = census.select(where)
-    pool = census.pool if rows is None else census.pool.iloc[rows]
-    weights = census.weights if rows is None else census.weights[rows]
+    target = census.target_weights(where, quotas)
+    rows = np.flatnonzero(target > 0)
+    pool = census.pool.iloc[rows]
+    weights = target[rows]
     keys = list(attributes) if attributes is not None else [
         key for key in CENSUS_KEYS if census.spec.column(key) is not None]
     if len(sample) == 0:
@@ -232,6 +256,8 @@ def fidelity_report(
         "source_records": len(pool),
         "source_population": float(weights.sum()),
         "where": where,
+        "quotas": _plain(quotas),
+        "label": label,
         "sample_size": int(n),
         "attributes": keys,
         "derived_attributes": [key for key in keys if key in DERIVED_KEYS],
@@ -249,6 +275,174 @@ def fidelity_report(
         "worst_pairs": worst_pairs,
         "k_anonymity": _k_anonymity(pool, sample, coders, weights, k, quasi_identifiers, max_categories),
     }
+
+
+def _plain(value: Any) -> Any:
+    """Quotas (possibly an OmegaConf node) as plain JSON-ready data."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return float(value) if isinstance(value, int | float) else str(value)
+
+
+def population_statement(source: SourceLike = None, *, where: str | None = None,
+                         quotas: Quotas | None = None) -> dict[str, Any]:
+    """What population a run's personas stand for, for the dataset card and the manifest.
+
+    Args:
+        source: The census source (anything :func:`load_source` takes).
+        where: ``sampler.where`` (None: no filter).
+        quotas: ``sampler.quotas`` (None: none).
+
+    Returns:
+        ``source``, ``description``, ``year``, ``states`` (with positive weight in the target population),
+        ``state_shares`` and ``states_text`` (each state's share of the weighted target population),
+        ``where``, ``quotas``, ``records``, ``population`` (weighted persons), ``minors_included`` and
+        ``minor_share`` (weighted share under 18), and ``text``: one sentence saying all of it.
+
+    Raises:
+        CensusError: For a ``where`` that matches nobody or bad quotas.
+    """
+    census = load_source(source)
+    target = census.target_weights(where, quotas)
+    rows = np.flatnonzero(target > 0)
+    states = census.pool[STATE].iloc[rows]
+    state_weight = pd.Series(target[rows], index=states.index).groupby(states.astype(str).to_numpy()).sum()
+    states_sorted = sorted(state_weight.index[state_weight > 0])
+    shares = (state_weight[state_weight > 0] / state_weight.sum()).sort_values(ascending=False, kind="stable")
+    age = pd.to_numeric(census.pool["age"].iloc[rows], errors="coerce").to_numpy(dtype=np.float64)
+    minor_share = float(target[rows][age < ADULT_AGE].sum() / target[rows].sum()) if rows.size else 0.0
+    year = f"ACS {census.spec.year} " if census.spec.year else ""
+    text = (f"{year}PUMS persons of {', '.join(states_sorted) or 'the source'} ({census.name}), "
+            f"{rows.size:,} person records standing for {float(census.weights[rows].sum()):,.0f} persons; "
+            f"filter: {where or 'none'}; quotas: "
+            + (json.dumps(_plain(quotas), sort_keys=True) if quotas else "none")
+            + f"; minors (under {ADULT_AGE}): "
+            + (f"included ({minor_share:.1%} of the weighted population)" if minor_share > 0 else "not included"))
+    return {
+        "source": census.name,
+        "description": census.describe(),
+        "year": census.spec.year,
+        "states": states_sorted,
+        "state_shares": {str(k): round(float(v), 6) for k, v in shares.items()},
+        "states_text": ", ".join(f"{k} ({v:.1%})" for k, v in shares.items()),
+        "where": where,
+        "quotas": _plain(quotas),
+        "records": int(rows.size),
+        "population": float(census.weights[rows].sum()),
+        "minors_included": bool(minor_share > 0),
+        "minor_share": round(minor_share, 6),
+        "text": text,
+    }
+
+
+def published_frame(personas: Iterable[Mapping[str, Any]] | pd.DataFrame, source: SourceLike = None,
+                    ) -> pd.DataFrame:
+    """Published personas' census attributes in the pool's types (``"34"`` -> 34), ready for the report.
+
+    Args:
+        personas: Persona attribute mappings (``Persona.attributes``) or a frame of them.
+        source: The census source they came from.
+
+    Returns:
+        One row per persona, the census keys (and ``state`` when given) typed like the source's pool.
+    """
+    census = load_source(source)
+    frame = personas.copy() if isinstance(personas, pd.DataFrame) else pd.DataFrame(list(personas))
+    for key in (*CENSUS_KEYS, STATE):
+        if key not in frame.columns or key not in census.pool.columns:
+            continue
+        if pd.api.types.is_numeric_dtype(census.pool[key].dtype):
+            frame[key] = pd.to_numeric(frame[key], errors="coerce")
+        else:
+            frame[key] = frame[key].astype(str)
+    return frame
+
+
+def run_fidelity(
+    source: SourceLike,
+    *,
+    where: str | None = None,
+    quotas: Quotas | None = None,
+    seed: int | np.random.SeedSequence = 0,
+    sample_size: int = 20_000,
+    published: Iterable[Mapping[str, Any]] | pd.DataFrame | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Fidelity of a run's personas to its target population: a fresh target draw, and the published personas.
+
+    Args:
+        source: The census source of the run.
+        where: ``sampler.where``; the reference population and the draw both honour it.
+        quotas: ``sampler.quotas``; likewise.
+        seed: Seed of the target draw (the pipeline's ``fidelity`` stage seed).
+        sample_size: Personas in the target draw (``sampler.fidelity_sample_size``), >= 1.
+        published: The personas the dataset publishes (``Persona.attributes`` mappings or a frame); None or empty:
+            no published report.
+        out_dir: Where to write ``fidelity.json`` and ``fidelity.png`` (None: write nothing).
+
+    Returns:
+        ``{"population": population_statement(...), "report": <target draw report>, "published": <published
+        report or None>, "paths": {"json", "png"} (when written)}``.
+
+    Raises:
+        CensusError: For a ``where`` that matches nobody, bad quotas, or published personas without census keys.
+    """
+    census = load_source(source)
+    population = population_statement(census, where=where, quotas=quotas)
+    draw = census.sample(sample_size, seed=seed, where=where, quotas=quotas)
+    report = fidelity_report(draw, census, where=where, quotas=quotas, label="target draw")
+    published_report = None
+    frame = None if published is None else published_frame(published, census)
+    if frame is not None and len(frame):
+        keys = [key for key in report["attributes"] if key in frame.columns]
+        published_report = fidelity_report(frame, census, where=where, quotas=quotas, label="published personas",
+                                            attributes=keys)
+    result: dict[str, Any] = {"population": population, "report": report, "published": published_report}
+    if out_dir is not None:
+        paths = write_fidelity(result, out_dir)
+        result["paths"] = {name: str(path) for name, path in paths.items()}
+    return result
+
+
+def fidelity_summary(result: Mapping[str, Any], *, plot: str | None = None) -> dict[str, Any]:
+    """The figures a manifest and a card show, from :func:`run_fidelity`'s result.
+
+    Args:
+        result: What :func:`run_fidelity` returned.
+        plot: Where the dataset keeps the plot (e.g. ``plots/population_vs_census.png``).
+
+    Returns:
+        Target draw: ``sample_size``, ``source``, ``source_records``, ``max_tvd_1way`` with ``worst_1way`` and its
+        ``worst_1way_reference_tvd`` (the noise floor), ``max_tvd_2way``, ``worst_pairs``, ``k_anonymity``;
+        published personas: ``published_personas``, ``max_tvd_published`` (one-way) with ``worst_published``
+        and ``worst_published_reference_tvd`` (the noise floor of an ideal draw of that size); and ``plot``.
+    """
+    rep = result["report"]
+    one = {k: v["tvd"] for k, v in rep["one_way"].items()}
+    worst = max(one, key=lambda k: one[k]) if one else None
+    ref = rep["one_way"][worst].get("reference_tvd") if worst else None
+    summary: dict[str, Any] = {
+        "sample_size": rep["sample_size"], "source": rep["source"], "source_records": rep["source_records"],
+        "max_tvd_1way": round(float(rep["one_way_max_tvd"]), 5), "worst_1way": worst,
+        "worst_1way_reference_tvd": None if ref is None else round(float(ref), 5),
+        "max_tvd_2way": round(float(rep["two_way_max_tvd"]), 5),
+        "worst_pairs": rep.get("worst_pairs", [])[:5], "k_anonymity": rep.get("k_anonymity"),
+    }
+    published = result.get("published")
+    summary["published_personas"] = int(published["sample_size"]) if published else 0
+    if published:
+        tvds = {k: v["tvd"] for k, v in published["one_way"].items()}
+        name = max(tvds, key=lambda k: tvds[k])
+        floor = published["one_way"][name].get("reference_tvd")
+        # "max_tvd_<x>" beside "worst_<x>": the card shows the worst attribute next to the figure.
+        summary.update({"max_tvd_published": round(float(published["one_way_max_tvd"]), 5),
+                        "worst_published": name,
+                        "worst_published_reference_tvd": None if floor is None else round(float(floor), 5)})
+    if plot is not None:
+        summary["plot"] = plot
+    return summary
 
 
 def _k_anonymity(pool: pd.DataFrame, sample: pd.DataFrame, coders: dict[str, _Coder],
@@ -288,48 +482,70 @@ def _k_anonymity(pool: pd.DataFrame, sample: pd.DataFrame, coders: dict[str, _Co
     }
 
 
-def _figure_png(report: dict[str, Any], top: int = 8) -> bytes:
+_SAMPLE_COLORS = ("#DD8452", "#55A868")
+
+
+def _figure_png(reports: Sequence[dict[str, Any]], population: Mapping[str, Any] | None = None,
+                top: int = 8) -> bytes:
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    keys = list(report["one_way"])
+    first = reports[0]
+    keys = list(first["one_way"])
     columns = 4
     rows_n = max(1, math.ceil(len(keys) / columns))
     # Figure + Agg canvas directly: no pyplot, so no global backend or figure state is touched.
-    figure = Figure(figsize=(columns * 5.2, rows_n * 3.0), dpi=80, layout="constrained")
+    figure = Figure(figsize=(columns * 5.2, rows_n * 3.0 + 0.6), dpi=80, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows_n, columns, squeeze=False)
+    height = 0.8 / (1 + len(reports))
     for ax, key in itertools.zip_longest(axes.ravel(), keys):
         if key is None:
             ax.set_axis_off()
             continue
-        entry = report["one_way"][key]
-        shares = np.asarray(entry["census"]) + np.asarray(entry["sample"])
-        order = [i for i in np.argsort(-np.asarray(entry["census"]), kind="stable") if shares[i] > 0][:top]
+        entry = first["one_way"][key]
+        census_share = np.asarray(entry["census"])
+        shares = census_share + sum(np.asarray(r["one_way"][key]["sample"]) for r in reports if key in r["one_way"])
+        order = [i for i in np.argsort(-census_share, kind="stable") if shares[i] > 0][:top]
         # "$" would start matplotlib's mathtext (income bands): escape it.
         names = [str(entry["groups"][i])[:28].replace("$", r"\$") for i in order]
         y = np.arange(len(order))
-        ax.barh(y - 0.2, [entry["census"][i] for i in order], height=0.4, label="census (weighted)", color="#4C72B0")
-        ax.barh(y + 0.2, [entry["sample"][i] for i in order], height=0.4, label="sample", color="#DD8452")
+        ax.barh(y - 0.4 + height / 2, census_share[order], height=height, label="target population (weighted)",
+                color="#4C72B0")
+        tvds = []
+        for j, (report, color) in enumerate(zip(reports, _SAMPLE_COLORS, strict=False)):
+            if key not in report["one_way"]:
+                continue
+            sample = np.asarray(report["one_way"][key]["sample"])
+            ax.barh(y - 0.4 + height * (j + 1.5), sample[order], height=height, color=color,
+                    label=f"{report.get('label', 'sample')} (n = {report['sample_size']:,})")
+            tvds.append(f"{report['one_way'][key]['tvd']:.3f}")
         ax.set_yticks(y, names, fontsize=7)
         ax.invert_yaxis()
         ax.tick_params(axis="x", labelsize=7)
         suffix = " (derived)" if entry.get("derived") else ""
-        ax.set_title(f"{key}{suffix}  TVD {entry['tvd']:.3f}", fontsize=9)
+        ax.set_title(f"{key}{suffix}  TVD {' / '.join(tvds)}", fontsize=9)
     axes.ravel()[0].legend(fontsize=7, loc="lower right")
-    figure.suptitle(f"Personas vs census: {report['source']} (n = {report['sample_size']:,})", fontsize=11)
+    sizes = ", ".join(f"{r.get('label', 'sample')} n = {r['sample_size']:,}" for r in reports)
+    title = f"Personas vs their target population: {first['source']} ({sizes})"
+    if population:
+        title += "\n" + "\n".join(textwrap.wrap(str(population.get("text", "")), 170))
+    else:
+        title += f"\nfilter: {first.get('where') or 'none'}; quotas: {json.dumps(first.get('quotas'))}"
+    figure.suptitle(title, fontsize=10)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
 def write_fidelity(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``fidelity.json`` and ``fidelity.png`` (a grid of sample-vs-census bar charts) atomically.
+    """Write ``fidelity.json`` and ``fidelity.png`` (a grid of sample-vs-population bar charts) atomically.
 
     Args:
-        report: What :func:`fidelity_report` returned.
+        report: What :func:`run_fidelity` returned (target draw, published personas, population statement), or a
+            single :func:`fidelity_report`.
         out_dir: Folder to write to (created if missing).
 
     Returns:
@@ -338,10 +554,15 @@ def write_fidelity(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> d
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "fidelity.json", "png": folder / "fidelity.png"}
+    if "one_way" in report:  # a single report
+        reports, population, content = [report], None, report
+    else:
+        reports = [r for r in (report["report"], report.get("published")) if r]
+        population = report.get("population")
+        content = {k: v for k, v in report.items() if k != "paths"}
     # Render both before writing either, so a failure leaves nothing half-written.
-    text = json.dumps(report, indent=2, ensure_ascii=False, default=float).encode("utf-8")
-    png = _figure_png(report)
+    text = json.dumps(content, indent=2, ensure_ascii=False, default=float).encode("utf-8")
+    png = _figure_png(reports, population)
     atomic_write_bytes(paths["json"], text)
     atomic_write_bytes(paths["png"], png)
     return paths
-

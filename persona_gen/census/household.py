@@ -4,8 +4,13 @@ PUMS ships household type (``HHT``/``HHT2``), family presence and age of related
 household language (``HHL``) in the housing file only. We rebuild them from the person file with the Bureau's
 definitions: the householder is the reference person; a family is a householder plus at least one person related
 by birth, marriage or adoption; related children are relatives of the householder (spouse excluded) under 18; the
-household language is the householder's. The result is the Bureau's code, decoded later with the dictionary's
-own wording, so derived and shipped variables share one vocabulary. Everything here is vectorised over persons.
+household language is the non-English language of the first member who speaks one, taking members in the Bureau's
+relationship order (householder, spouse, parent, sibling, child, grandchild, in-laws, other relatives, stepchild,
+unmarried partner, housemate or roommate, other nonrelatives; ``HouseholdSpec.language_order``) and, within one
+relationship, in person-number order (``SPORDER``); a household where nobody speaks another language is "English
+only" (Census 2000 SF3 and ACS technical documentation, "Household language"). The result is the Bureau's code,
+decoded later with the dictionary's own wording, so derived and shipped variables share one vocabulary. Everything
+here is vectorised over persons.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy.typing as npt
 from persona_gen.census.spec import HouseholdSpec
 from persona_gen.core.errors import ConfigError, format_error
 
-__all__ = ["DERIVABLE", "derive_household_codes", "language_group"]
+__all__ = ["DERIVABLE", "derive_household_codes", "derive_household_income", "language_group", "language_rank"]
 
 # Variables this module can derive, with the dictionary whose wording they use.
 DERIVABLE: dict[str, str] = {
@@ -56,6 +61,40 @@ def language_group(codes: npt.NDArray[np.float64]) -> npt.NDArray[np.str_]:
     ).astype(str)
 
 
+def language_rank(relationship: npt.NDArray[np.str_], spec: HouseholdSpec) -> npt.NDArray[np.intp]:
+    """Position of each person's relationship in the household-language order (unlisted codes come last)."""
+    order = spec.language_order or _default_language_order(spec)
+    rank = np.full(relationship.shape, len(order), dtype=np.intp)
+    for position, code in enumerate(order):
+        rank[relationship == code] = position
+    return rank
+
+
+def _default_language_order(spec: HouseholdSpec) -> tuple[str, ...]:
+    # Without an explicit order: the roles in the Bureau's broad order (codes within a role as listed).
+    names = ("householder", "spouse", "relative", "own_child", "partner", "nonrelative")
+    return tuple(code for name in names for code in spec.role(name))
+
+
+def _household_language(household: npt.NDArray[np.intp], relationship: npt.NDArray[np.str_],
+                        lanx: npt.NDArray[np.str_], lanp: npt.NDArray[np.float64], spec: HouseholdSpec, size: int,
+                        person_number: npt.ArrayLike | None) -> npt.NDArray[np.str_]:
+    """HHL code of each household: the language group of its first member (in the Bureau's order) who speaks one."""
+    # LANX is blank under 5 years old; a speaker without a language code speaks an unspecified "Other language".
+    speaks = (lanx != spec.english_only_code) & (lanx != "")
+    number = (np.arange(household.size, dtype=np.float64) if person_number is None
+              else np.asarray(person_number, dtype=np.float64))
+    codes = np.full(size, "1", dtype="<U1")
+    rows = np.flatnonzero(speaks)
+    if rows.size:
+        # Sort speakers by household, then relationship rank, then person number: the first row per household wins.
+        order = np.lexsort((number[rows], language_rank(relationship[rows], spec), household[rows]))
+        ranked = rows[order]
+        first = ranked[np.r_[True, household[ranked][1:] != household[ranked][:-1]]]
+        codes[household[first]] = np.where(np.isnan(lanp[first]), "5", language_group(lanp[first]))
+    return codes
+
+
 def _any_by(household: npt.NDArray[np.intp], mask: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
     """Whether each household has at least one person for whom ``mask`` holds."""
     return np.bincount(household[mask], minlength=size) > 0
@@ -70,6 +109,7 @@ def derive_household_codes(
     language: npt.ArrayLike,
     spec: HouseholdSpec,
     variables: tuple[str, ...] = ("HHT2", "FPARC", "HHL"),
+    person_number: npt.ArrayLike | None = None,
 ) -> dict[str, npt.NDArray[np.str_]]:
     """Derive household variables for every person, as dictionary codes (``""`` = blank, i.e. not applicable).
 
@@ -80,8 +120,10 @@ def derive_household_codes(
         sex: Sex code (``spec.male_code`` for male).
         speaks_other_language: LANX code (``spec.english_only_code`` = speaks only English).
         language: Language spoken at home (LANP), numeric code or NaN.
-        spec: The relationship roles and codes of this source.
+        spec: The relationship roles and codes of this source (and the household-language order).
         variables: Which of :data:`DERIVABLE` to return.
+        person_number: Person number within the household (``SPORDER``), the tie-break of the household-language
+            order among members of one relationship; None: the order of the rows.
 
     Returns:
         Variable name → per-person code array.
@@ -153,8 +195,29 @@ def derive_household_codes(
             default="4",
         ).astype(str)
     if "HHL" in variables:
-        english_only = lanx[head_row] == spec.english_only_code
-        by_household["HHL"] = np.where(
-            group_quarters, "", np.where(english_only, "1", language_group(lanp[head_row]))
-        ).astype(str)
+        by_household["HHL"] = np.where(group_quarters, "", _household_language(
+            household, rel, lanx, lanp, spec, size, person_number)).astype(str)
     return {name: codes[household] for name, codes in by_household.items()}
+
+
+def derive_household_income(household: npt.NDArray[np.intp], relationship: npt.ArrayLike,
+                            income: npt.ArrayLike, spec: HouseholdSpec) -> npt.NDArray[np.float64]:
+    """Each person's household income: the sum of the members' personal incomes (the Bureau's HINCP).
+
+    Args:
+        household: Household number of each person, ``0..H-1``.
+        relationship: Relationship code of each person.
+        income: Personal income in dollars (NaN where not applicable, i.e. under 15).
+        spec: The relationship roles of this source.
+
+    Returns:
+        Household income per person; NaN in group quarters and households without a reference person.
+    """
+    household = np.asarray(household, dtype=np.intp)
+    rel = np.asarray(relationship).astype(str)
+    values = np.asarray(income, dtype=np.float64)
+    size = int(household.max()) + 1 if household.size else 0
+    total = np.bincount(household, weights=np.nan_to_num(values, nan=0.0), minlength=size)
+    head = _any_by(household, np.isin(rel, np.asarray(spec.role("householder"), dtype=str)), size)
+    group_quarters = _any_by(household, np.isin(rel, np.asarray(spec.role("group_quarters"), dtype=str)), size)
+    return np.where(head & ~group_quarters, total, np.nan)[household]

@@ -6,6 +6,7 @@ __all__ = [
     "CENSUS_KEYS",
     "CODE_PREFIX",
     "DERIVED_KEYS",
+    "HOUSEHOLD_INCOME",
     "NOT_APPLICABLE",
     "NOT_AVAILABLE",
     "RECORD_ID",
@@ -43,6 +44,11 @@ CENSUS_KEYS: tuple[str, ...] = (
 # Housing-level variables that PUMS person files do not carry: we derive them from the persons who share a
 # SERIALNO (see household.py), so the dataset card must say they are derived.
 DERIVED_KEYS: frozenset[str] = frozenset({"household language", "household type", "family presence and age"})
+
+# Household income: the sum of the household members' (adjusted) personal incomes, the Bureau's HINCP rebuilt
+# from the person file; NaN in group quarters. Not a persona key: the enrichment conditions on it (surveys such as
+# ANES ask family income) and drops it, so it never reaches the published persona.
+HOUSEHOLD_INCOME = "household income"
 
 # Raw codes travel beside the labels as ``code.<VARIABLE>`` so a persona can be traced back to the microdata.
 CODE_PREFIX = "code."

@@ -1,30 +1,40 @@
 """Read census person files as shipped: the Bureau's ``csv_pXX.zip`` (``psam_pNN.csv`` inside) or a plain CSV.
 
 Only the needed columns are parsed, every one as text (codes keep their leading zeros; a blank stays ``""``),
-so decoding sees exactly what the file says.
+so decoding sees exactly what the file says. Text is kept as pandas categoricals (one small integer per row and
+each distinct code once), parsed by Arrow's CSV reader block by block, so the Bureau's national file
+(``csv_pus.zip``: ``psam_pusa.csv`` and ``psam_pusb.csv``, about 3.2 million persons) loads in bounded memory.
 """
 
 from __future__ import annotations
 
+import csv
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from pandas.api.types import union_categoricals
 
 from persona_gen.census.spec import SourceSpec
 from persona_gen.core.errors import CensusError, format_error
 
 __all__ = ["RawTable", "read_raw"]
 
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, pd.errors.ParserError,
-                pd.errors.EmptyDataError, ValueError)
+# Bytes of CSV parsed at a time (about 23,000 rows of the Bureau's 286-column files): bounds the parser's transient
+# memory on the national file.
+BLOCK_BYTES = 16 << 20
+
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, pa.ArrowInvalid,
+                pd.errors.ParserError, pd.errors.EmptyDataError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ def _open_members(path: Path, spec: SourceSpec) -> Iterator[list[tuple[str, IO[b
 
 def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str, ...]) -> pd.DataFrame:
     try:
-        header = pd.read_csv(handle, nrows=0).columns
+        header = next(csv.reader([handle.readline().decode("utf-8-sig")]), [])
         missing = [c for c in wanted if c not in header]
         if missing:
             raise CensusError(format_error(
@@ -103,9 +113,20 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
                 fix="use the source config of this file's layout and year, or remove the key from source.columns",
             ))
         handle.seek(0)
-        # Every column as text: codes keep leading zeros and blanks stay "" (never NaN), as in the dictionary.
-        return pd.read_csv(handle, usecols=list(wanted), dtype=str, keep_default_na=False, na_filter=False,
-                           engine="c", low_memory=False)[list(wanted)]
+        # Every column as text: codes keep leading zeros and blanks stay "" (never null), as in the dictionary.
+        # Dictionary-encoded (categoricals), block by block: a national file never holds one string per cell, and
+        # Arrow's reader materialises only the needed columns. Identifiers (SERIALNO: one value per household)
+        # stay Arrow strings, which are compact and need no category union.
+        text = _text_columns(spec)
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(wanted), strings_can_be_null=False, quoted_strings_can_be_null=False,
+                column_types={c: pa.string() if c in text else pa.dictionary(pa.int32(), pa.string())
+                              for c in wanted}),
+        )
+        return _concat([_batch_frame(batch, wanted, text) for batch in reader], wanted)
     except CensusError:
         raise
     except _READ_ERRORS as exc:
@@ -116,6 +137,45 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
             where=label,
             fix="download the file again; it is corrupt or truncated",
         )) from exc
+
+
+def _text_columns(spec: SourceSpec) -> frozenset[str]:
+    """Identifier columns, read as plain (Arrow) strings rather than categoricals."""
+    return frozenset(spec.record_id) | ({spec.household.serial} if spec.household else frozenset())
+
+
+def _batch_frame(batch: pa.RecordBatch, wanted: tuple[str, ...], text: frozenset[str]) -> pd.DataFrame:
+    """One parsed block: categoricals with codes in their smallest type (Arrow's arrive as int32), and strings."""
+    columns: dict[str, Any] = {}
+    for name in wanted:
+        array = batch.column(name)
+        if name in text:
+            columns[name] = pd.array(array, dtype="str")
+        else:
+            categories = pd.Index(array.dictionary.to_pylist(), dtype=object)
+            columns[name] = pd.Categorical.from_codes(array.indices.to_numpy(zero_copy_only=False), categories)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Stack frames column by column: categoricals keep one categorical (union of the categories), strings concat."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    if not frames:
+        return pd.DataFrame({c: pd.Categorical([]) for c in columns})
+    out: dict[str, Any] = {}
+    for c in columns:
+        parts = [f[c] for f in frames]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            union = union_categoricals(parts)
+            # One categories type for every source (pandas may infer "str" for a union): plain Python strings.
+            out[c] = pd.Categorical.from_codes(union.codes, pd.Index(union.categories, dtype=object))
+        else:
+            chunks = [pa.array(p, type=pa.string()) for p in parts]
+            flat = [piece for chunk in chunks for piece in (chunk.chunks if isinstance(chunk, pa.ChunkedArray)
+                                                             else [chunk])]
+            out[c] = pd.array(pa.chunked_array(flat, type=pa.string()), dtype="str")
+    return pd.DataFrame(out, copy=False)
 
 
 def read_raw(spec: SourceSpec) -> RawTable:
@@ -146,9 +206,11 @@ def read_raw(spec: SourceSpec) -> RawTable:
             where=spec.origin,
             fix="check source.files",
         ))
+    # Arrow's allocator keeps freed parser blocks for reuse; hand them back before decoding starts.
+    pa.default_memory_pool().release_unused()
     sizes = [len(f) for f in frames]
     return RawTable(
-        frame=pd.concat(frames, ignore_index=True),
+        frame=_concat(frames, wanted),
         file_index=np.repeat(np.arange(len(frames), dtype=np.int32), sizes),
         row_in_file=np.concatenate([np.arange(s, dtype=np.int64) for s in sizes]),
         file_labels=tuple(labels),

@@ -24,7 +24,7 @@ def sample_personas(
         n: Number of personas, >= 1.
         seed: The run's seed (or a SeedSequence spawned from it); the same seed gives the same frame.
         source: None for the ACS 2018 copy shipped in the package, or anything :func:`load_source` takes
-            (``conf/sampler/census_us.yaml``, a mapping, a :class:`CensusSource`).
+            (``conf/sampler/census_six_states.yaml``, a mapping, a :class:`CensusSource`).
         where: Optional condition on decoded keys or raw variables, e.g. ``"age >= 18"``,
             ``"state in ['Hawaii']"``, ``"`employment status` == 'Unemployed'"``, ``"PINCP > 50000"``.
         quotas: Optional exact shares, e.g. ``{"sex": {"Male": 0.5, "Female": 0.5}}``.

@@ -81,7 +81,11 @@ class HouseholdSpec:
     language: str = "LANP"
     male_code: str = "1"
     english_only_code: str = "2"
+    person_number: str = "SPORDER"
     roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The Bureau's household-language order, as relationship codes: the first member in this order who speaks a
+    # language other than English gives the household its language (empty: the roles' order).
+    language_order: tuple[str, ...] = ()
 
     def role(self, name: str) -> tuple[str, ...]:
         """Relationship codes of one role."""
@@ -89,7 +93,8 @@ class HouseholdSpec:
 
     def variables(self) -> tuple[str, ...]:
         """File columns the derivation reads."""
-        return (self.serial, self.relationship, self.sex, self.age, self.speaks_other_language, self.language)
+        return (self.serial, self.relationship, self.sex, self.age, self.speaks_other_language, self.language,
+                self.person_number)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,10 @@ class SourceSpec:
     state: StateSpec | None = None
     household: HouseholdSpec | None = None
     blank_codes: tuple[str, ...] = ()
+    # Dollar amounts to multiply by the Bureau's adjustment factor (ADJINC, 6 implied decimals): (factor, variables).
+    adjustment: tuple[str, tuple[str, ...]] | None = None
+    # Dictionary labels replaced by readable ones: ((variable, ((code, label), ...)), ...).
+    relabel: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     origin: str = "sampler.source"
 
     def column(self, key: str) -> ColumnSpec | None:
@@ -121,7 +130,17 @@ class SourceSpec:
             wanted.append(self.state.variable)
         if self.household is not None and any(c.derived for _, c in self.columns):
             wanted += list(self.household.variables())
+        if self.adjustment is not None:
+            wanted.append(self.adjustment[0])
         return tuple(dict.fromkeys(wanted))
+
+    def label_override(self, variable: str) -> dict[str, str]:
+        """Readable labels that replace the dictionary's for some codes of ``variable``."""
+        return dict(dict(self.relabel).get(variable, ()))
+
+    def adjusted(self, variable: str) -> bool:
+        """Whether ``variable`` is a dollar amount multiplied by the adjustment factor."""
+        return self.adjustment is not None and variable in self.adjustment[1]
 
 
 def _fail(what: str, *, expected: str, got: object, origin: str, fix: str) -> ConfigError:
@@ -209,7 +228,7 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
     data = _to_container(config)
     if not isinstance(data, Mapping):
         raise _fail("census source", expected="a mapping", got=type(data).__name__, origin=origin or "source",
-                    fix="see conf/sampler/census_us.yaml")
+                    fix="see conf/sampler/census_six_states.yaml")
     origin = origin or str(data.get("_origin", "sampler.source"))
     if "source" in data and isinstance(data["source"], Mapping):
         inner = dict(data["source"])
@@ -217,7 +236,7 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
         data = {k: v for k, v in inner.items() if v is not None}
     base = Path(data["_base_dir"]) if data.get("_base_dir") else None
     known = {"name", "kind", "year", "files", "dictionary", "dictionaries", "weight", "record_id", "state", "columns",
-             "household", "blank_codes", "description", "license", "_base_dir", "_origin"}
+             "household", "blank_codes", "description", "license", "adjustment", "relabel", "_base_dir", "_origin"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise _fail("source has unknown keys", expected=f"keys among {sorted(known - {'_base_dir', '_origin'})}",
@@ -225,7 +244,7 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
     for key in ("kind", "files", "weight", "columns"):
         if data.get(key) in (None, "", [], {}):
             raise _fail(f"source.{key}", expected="set", got=data.get(key), origin=origin,
-                        fix=f"add source.{key} (see conf/sampler/census_us.yaml)")
+                        fix=f"add source.{key} (see conf/sampler/census_six_states.yaml)")
     kind = str(data["kind"])
     if kind not in SOURCE_KINDS:
         raise _fail("source.kind", expected=f"one of {list(SOURCE_KINDS)}", got=kind, origin=origin,
@@ -271,8 +290,10 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
         household = _parse_household(data["household"], origin)
     if any(c.derived for _, c in columns) and household is None:
         raise _fail("source.household", expected="set when a column is derived", got=None, origin=origin,
-                    fix="add the household block (see conf/sampler/census_us.yaml) or drop the derived columns")
+                    fix="add the household block (see conf/sampler/census_six_states.yaml) or drop the derived columns")
     return SourceSpec(
+        adjustment=_parse_adjustment(data.get("adjustment"), origin),
+        relabel=_parse_relabel(data.get("relabel"), origin),
         name=str(data.get("name") or (files[0].stem if files else "census")),
         kind=kind,
         files=files,
@@ -291,20 +312,42 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
 def _parse_household(raw: object, origin: str) -> HouseholdSpec:
     if not isinstance(raw, Mapping):
         raise _fail("source.household", expected="a mapping", got=raw, origin=origin,
-                    fix="see conf/sampler/census_us.yaml")
+                    fix="see conf/sampler/census_six_states.yaml")
     roles_raw = raw.get("roles")
     if not isinstance(roles_raw, Mapping) or not roles_raw:
         raise _fail("source.household.roles", expected=f"relationship codes for {list(ROLE_NAMES)}", got=roles_raw,
-                    origin=origin, fix="copy the roles block of conf/sampler/census_us.yaml (RELP) and adjust")
+                    origin=origin, fix="copy the roles block of conf/sampler/census_six_states.yaml (RELP) and adjust")
     unknown = sorted(set(roles_raw) - set(ROLE_NAMES))
     if unknown or "householder" not in roles_raw:
         raise _fail("source.household.roles", expected=f"keys among {list(ROLE_NAMES)}, householder included",
                     got=sorted(roles_raw), origin=origin, fix="rename the roles")
     roles = tuple((name, tuple(str(c) for c in _as_list(roles_raw.get(name)))) for name in ROLE_NAMES)
-    fields = {k: str(v) for k, v in raw.items() if k != "roles"}
-    allowed = set(HouseholdSpec.__dataclass_fields__) - {"roles"}
+    order = tuple(str(c) for c in _as_list(raw.get("language_order")))
+    fields = {k: str(v) for k, v in raw.items() if k not in ("roles", "language_order")}
+    allowed = set(HouseholdSpec.__dataclass_fields__) - {"roles", "language_order"}
     bad = sorted(set(fields) - allowed)
     if bad:
         raise _fail("source.household has unknown keys", expected=f"keys among {sorted(allowed)}", got=bad,
                     origin=origin, fix="remove or rename them")
-    return HouseholdSpec(roles=roles, **fields)
+    return HouseholdSpec(roles=roles, language_order=order, **fields)
+
+
+def _parse_adjustment(raw: object, origin: str) -> tuple[str, tuple[str, ...]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("factor"), str) or not raw.get("variables"):
+        raise _fail("source.adjustment", expected="{factor: ADJINC, variables: [PINCP, ...]}", got=raw,
+                    origin=origin, fix="name the adjustment factor column and the dollar amounts it adjusts")
+    return str(raw["factor"]), tuple(str(v) for v in _as_list(raw["variables"]))
+
+
+def _parse_relabel(raw: object, origin: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    if raw is None:
+        return ()
+    ok = isinstance(raw, Mapping) and all(isinstance(v, Mapping) and v for v in raw.values())
+    if not ok:
+        raise _fail("source.relabel", expected="{VARIABLE: {code: readable label}}", got=raw, origin=origin,
+                    fix='e.g. relabel: {ANC1P: {"000": "Not reported"}}')
+    assert isinstance(raw, Mapping)
+    return tuple(sorted((str(var), tuple(sorted((str(c), str(label)) for c, label in codes.items())))
+                        for var, codes in raw.items()))

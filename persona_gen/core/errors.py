@@ -1,7 +1,7 @@
 """Errors of persona_gen.
 
 Every message says what went wrong, what was expected, what was got, where, and how to fix it,
-e.g. ``sampler.num_personas must be >= 1, but got 0 (conf/sampler/census_us.yaml); raise it``.
+e.g. ``sampler.num_personas must be >= 1, but got 0 (conf/sampler/census_six_states.yaml); raise it``.
 """
 
 from __future__ import annotations

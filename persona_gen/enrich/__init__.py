@@ -1,6 +1,11 @@
 """Enrichment: psychodemographics from sourced tables, LM-written idiosyncrasies, consistency checks."""
 
-from persona_gen.enrich.psychodemographics import PSYCHO_KEYS, sample_psychodemographics, table_provenance
+from persona_gen.enrich.psychodemographics import (
+    PSYCHO_KEYS,
+    describe_joints,
+    sample_psychodemographics,
+    table_provenance,
+)
 from persona_gen.enrich.render import render_attributes, summarize
 from persona_gen.enrich.rules import RULES, precheck
 from persona_gen.enrich.stage import ConsistencyChecker, EnrichResult, PersonaEnricher, Rejection, run_enrich
@@ -12,6 +17,7 @@ __all__ = [
     "EnrichResult",
     "PersonaEnricher",
     "Rejection",
+    "describe_joints",
     "precheck",
     "render_attributes",
     "run_enrich",

@@ -1,29 +1,35 @@
-"""Procedural psychodemographic attributes for census personas, drawn from sourced survey tables.
+"""Procedural psychodemographic attributes for census personas, drawn jointly from sourced survey tables.
 
 PERSONA (arXiv 2407.17387) gives each census persona four attributes that the census does not ask:
-Big Five levels, ideology, party identification and religion. Here each is drawn from a conditional
-probability table derived from a public survey (SAPA, ANES 1996, GSS 2000-2014, Pew RLS 2007) by
-``scripts/derive_tables.py``, conditioned on the persona's age, sex, race and income. The tables,
-their provenance (``PROVENANCE.md``) and a machine-readable manifest ship in
-``persona_gen/enrich/tables/``.
+Big Five levels, ideology, party identification and religion. They are drawn from tables that
+``scripts/derive_tables.py`` derives from public surveys (SAPA, ANES 1996, GSS 2000-2014, Pew RLS 2007),
+jointly where the surveys hold the joint, so that a persona's identity is coherent:
+
+- Party and religion together from GSS: P(party, religion | age band, race) (``party_religion_gss.csv``).
+- Ideology given that party from ANES 1996: P(ideology | party, age band, family income band)
+  (``ideology_anes96.csv``), with the persona's household income standing in for family income.
+- The five Big Five levels together: each trait's P(level | age band, sex) (``big_five_bfi.csv``), tied by
+  the SAPA traits' normal-scores correlation (``big_five_bfi_correlation.csv``) as a Gaussian copula.
+
+The tables, their provenance (``PROVENANCE.md``) and a machine-readable manifest ship in
+``persona_gen/enrich/tables/``; :func:`describe_joints` says in words which joint each field comes from.
 
 How a persona is matched to a table cell:
 
 - Age: the table's age bands (``bands.csv``); an age below the youngest band uses the youngest band.
 - Sex: ``"Male"`` / ``"Female"``, as in ACS SEX and the SAPA samples.
 - Race: ``ACS_RACE_TO_TABLE_RACE`` maps the ACS RAC1P labels onto GSS's White / Black / Other.
-- Income: dollars of ``income_dollar_year`` (ACS PINCP: personal income, may be negative; ``"$45,000"`` reads as 45000);
-  deflated with CPI-U (``cpi_u.csv``) to the table's dollar year before banding. Income that is
-  missing or not a number (the ACS "N/A (less than 15 years old)") gets the band ``"Unknown"``, which
-  the tables fill from the age band alone (ANES) or from all respondents (Pew).
+- Income: the column ``household income`` when the frame has it (the census stage rebuilds the Bureau's
+  HINCP from the household's persons, in ADJINC-adjusted dollars of ``income_dollar_year``); otherwise the
+  persona's own ``income`` (an approximation: ANES and Pew ask family and household income). Deflated with
+  CPI-U (``cpi_u.csv``) to the table's dollar year before banding; missing or not a number (group quarters,
+  "Not applicable") gives the band ``"Unknown"``.
 - Minors (age < 18): ideology and political views are ``TOO_YOUNG``, as in the released PERSONA
-  data. Religion comes from the youngest adult band (GSS) or from all respondents (Pew: a child's
-  own income says nothing about the household's). Big Five uses the SAPA ``<18`` band.
+  data. Religion comes from the youngest adult band (GSS). Big Five uses the SAPA ``<18`` band.
 
 Sampling is vectorised per cell: personas are grouped by their cell, in sorted cell order, and
-each group gets one ``rng.choice`` draw. Every field (and every Big Five trait) has its own
-generator, derived from the seed without mutating it, so swapping one field's table leaves the
-other fields' draws unchanged.
+each group gets one ``rng.choice`` draw. Each block (Big Five, ideology, party with religion) has its
+own generator, derived from the seed without mutating it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from persona_gen.core.errors import ConfigError, PersonaGenError, format_error
 from persona_gen.core.records import PSYCHO_KEYS  # ("big five scores", "ideology", "political views", "religion")
@@ -46,16 +53,22 @@ __all__ = [
     "BIG_FIVE_LEVELS",
     "BIG_FIVE_TRAITS",
     "DEFAULT_INCOME_DOLLAR_YEAR",
+    "HOUSEHOLD_INCOME",
     "PSYCHO_KEYS",
     "REQUIRED_COLUMNS",
     "TABLE_SETS",
     "TOO_YOUNG",
+    "describe_joints",
+    "load_correlation",
     "load_table",
     "sample_psychodemographics",
     "table_provenance",
 ]
 
 REQUIRED_COLUMNS = ("age", "sex", "race", "income")
+# Optional column: household income in dollars (persona_gen.census.HOUSEHOLD_INCOME; the same string here so
+# that enrich does not import the census stage).
+HOUSEHOLD_INCOME = "household income"
 TOO_YOUNG = "Too young to have political views"
 ADULT_AGE = 18
 UNKNOWN_BAND = "Unknown"  # must equal UNKNOWN_BAND in scripts/derive_tables.py (checked against the manifest)
@@ -65,15 +78,17 @@ SEXES = ("Male", "Female")
 # ACS 2018 PUMS incomes are 2018 dollars once ADJINC is applied; pass income_dollar_year for other vintages.
 DEFAULT_INCOME_DOLLAR_YEAR = 2018
 
-# Which table fills each field, per named table set. The alternatives each swap one table of "default":
-# Pew's income-conditioned religion for GSS's age x race one, or the 14-item SPI Big Five scales for the
-# 5-item BFI ones (a larger sample with more items per trait, but a later and different SAPA sample).
+# Which table fills each field, per named table set. When political views and religion name the same table
+# they are drawn together from it (a joint table); ideology is drawn given the persona's drawn party.
+# "spi_big_five" swaps in the 14-item SPI scales (a larger sample with more items per trait, but a later and
+# different SAPA sample). "pew_religion" takes religion from Pew's household-income table: Pew has no party,
+# so that set draws religion independently of party (party alone from GSS by age and race).
 TABLE_SETS: Mapping[str, Mapping[str, str]] = {
     "default": {
         "big five scores": "big_five_bfi",
         "ideology": "ideology_anes96",
-        "political views": "political_views_gss",
-        "religion": "religion_gss",
+        "political views": "party_religion_gss",
+        "religion": "party_religion_gss",
     },
     "pew_religion": {
         "big five scores": "big_five_bfi",
@@ -84,8 +99,8 @@ TABLE_SETS: Mapping[str, Mapping[str, str]] = {
     "spi_big_five": {
         "big five scores": "big_five_spi",
         "ideology": "ideology_anes96",
-        "political views": "political_views_gss",
-        "religion": "religion_gss",
+        "political views": "party_religion_gss",
+        "religion": "party_religion_gss",
     },
 }
 
@@ -116,8 +131,9 @@ _MINORS = {
     "big five scores": "drawn from the table's youngest age band (<18)",
     "ideology": f"not drawn: {TOO_YOUNG!r}",
     "political views": f"not drawn: {TOO_YOUNG!r}",
-    "religion_gss": "drawn from the youngest adult age band (18-29); GSS interviews adults only",
-    "religion_pew": "drawn from all respondents (income band 'Unknown'); a child's income is not the household's",
+    "party_religion_gss": "religion from a draw of the youngest adult age band (18-29), no party; GSS interviews "
+                          "adults only",
+    "religion_pew": "drawn by the household's income band (personal income: band 'Unknown')",
 }
 
 
@@ -149,12 +165,17 @@ def _manifest() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Table:
-    """A conditional table, ready to draw from: the vocabulary and per-cell probabilities."""
+    """A conditional table, ready to draw from: its value columns, the vocabulary and per-cell probabilities."""
 
     name: str
     conditions: tuple[str, ...]
-    vocabulary: np.ndarray
+    value_columns: tuple[str, ...]
+    vocabulary: Mapping[str, np.ndarray]  # value column -> label of each vocabulary entry
     cells: Mapping[tuple[str, ...], np.ndarray]
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.vocabulary.values())))
 
 
 @functools.cache
@@ -162,15 +183,31 @@ def _table(name: str) -> _Table:
     meta = _manifest()["tables"][name]
     frame = _read_csv(meta["file"])
     conditions = tuple(meta["conditions"])
-    vocabulary = np.asarray(meta["vocabulary"], dtype=object)
-    position = {value: i for i, value in enumerate(meta["vocabulary"])}
+    value_columns = tuple(meta.get("value_columns", ["value"]))
+    entries = [tuple(v) if isinstance(v, list) else (v,) for v in meta["vocabulary"]]
+    vocabulary = {c: np.asarray([e[i] for e in entries], dtype=object) for i, c in enumerate(value_columns)}
+    position = {entry: i for i, entry in enumerate(entries)}
     cells: dict[tuple[str, ...], np.ndarray] = {}
     for key, group in frame.groupby(list(conditions), sort=True):
-        probability = np.zeros(len(vocabulary))
-        probability[[position[v] for v in group["value"]]] = group["probability"].astype(float).to_numpy()
+        probability = np.zeros(len(entries))
+        rows = zip(*(group[c] for c in value_columns), strict=True)
+        probability[[position[tuple(r)] for r in rows]] = group["probability"].astype(float).to_numpy()
         # Probabilities are stored rounded to 6 decimals; renormalise so each cell sums to exactly 1.
         cells[key if isinstance(key, tuple) else (key,)] = probability / probability.sum()
-    return _Table(name=name, conditions=conditions, vocabulary=vocabulary, cells=cells)
+    return _Table(name=name, conditions=conditions, value_columns=value_columns, vocabulary=vocabulary, cells=cells)
+
+
+@functools.cache
+def _correlation(name: str) -> np.ndarray:
+    meta = _manifest()["correlations"][name]
+    frame = _read_csv(meta["file"]).set_index("trait")
+    matrix = frame.loc[list(BIG_FIVE_TRAITS), list(BIG_FIVE_TRAITS)].astype(float).to_numpy()
+    if not (np.allclose(matrix, matrix.T) and np.all(np.linalg.eigvalsh(matrix) > 0)):
+        raise PersonaGenError(format_error(
+            f"{meta['file']}", expected="a symmetric positive definite correlation matrix",
+            got=matrix.round(3).tolist(), where="persona_gen/enrich/tables",
+            fix="regenerate the tables with scripts/derive_tables.py"))
+    return matrix
 
 
 @dataclass(frozen=True)
@@ -220,14 +257,15 @@ def _table_set(tables: str) -> Mapping[str, str]:
 
 
 def load_table(field: str, tables: str = "default") -> pd.DataFrame:
-    """The tidy table (``table, <conditions>, value, probability, count, basis``) that fills ``field``.
+    """The tidy table (``table, <conditions>, <value columns>, probability, count, basis``) that fills ``field``.
 
     Args:
         field: One of ``PSYCHO_KEYS``.
         tables: A name in ``TABLE_SETS``.
 
     Returns:
-        A fresh copy of the shipped CSV (``probability`` float, ``count`` int).
+        A fresh copy of the shipped CSV (``probability`` float, ``count`` int). A single-field table has one value
+        column, ``value``; the joint party x religion table has ``political views`` and ``religion``.
 
     Raises:
         ConfigError: If ``field`` or ``tables`` is unknown.
@@ -240,6 +278,52 @@ def load_table(field: str, tables: str = "default") -> pd.DataFrame:
     return frame.astype({"probability": float, "count": int})
 
 
+def load_correlation(tables: str = "default") -> pd.DataFrame:
+    """The Big Five traits' latent correlation matrix of a table set (rows and columns: ``BIG_FIVE_TRAITS``)."""
+    name = _table_set(tables)["big five scores"]
+    return pd.DataFrame(_correlation(name), index=list(BIG_FIVE_TRAITS), columns=list(BIG_FIVE_TRAITS))
+
+
+def _joint(table_set: Mapping[str, str]) -> bool:
+    return table_set["political views"] == table_set["religion"]
+
+
+def describe_joints(tables: str = "default") -> dict[str, str]:
+    """Which survey joint each psychodemographic field comes from, in words, for the dataset card.
+
+    Args:
+        tables: A name in ``TABLE_SETS``.
+
+    Returns:
+        ``{field: sentence}`` for every field in ``PSYCHO_KEYS``.
+
+    Raises:
+        ConfigError: If ``tables`` is unknown.
+    """
+    table_set = _table_set(tables)
+    manifest = _manifest()["tables"]
+    big_five = table_set["big five scores"]
+    source = {field: manifest[name]["source"] for field, name in table_set.items()}
+    out = {
+        "big five scores": f"the five levels drawn together: each trait by age band and sex ({big_five}.csv), tied "
+                           f"by the traits' normal-scores correlation ({big_five}_correlation.csv, a Gaussian "
+                           f"copula); {source['big five scores']}",
+        "ideology": "given the persona's drawn party, age band and household income band (standing in for family "
+                    f"income): P(ideology | party, age, income) ({table_set['ideology']}.csv); {source['ideology']}",
+    }
+    if _joint(table_set):
+        joint = (f"drawn jointly with {{other}}: P(party, religion | age band, race) ({table_set['religion']}.csv); "
+                 f"{source['religion']}")
+        out["political views"] = joint.format(other="religion")
+        out["religion"] = joint.format(other="party")
+    else:
+        out["political views"] = (f"by age band and race ({table_set['political views']}.csv); "
+                                  f"{source['political views']}")
+        out["religion"] = (f"by household income band, independently of party ({table_set['religion']}.csv; the "
+                           f"survey has no party); {source['religion']}")
+    return {field: out[field] for field in PSYCHO_KEYS}
+
+
 def table_provenance(tables: str = "default") -> dict[str, dict[str, Any]]:
     """Which table made each field, with its source and citation, for a run's record.
 
@@ -248,14 +332,15 @@ def table_provenance(tables: str = "default") -> dict[str, dict[str, Any]]:
 
     Returns:
         ``{field: {"table", "file", "sha256", "source", "citation", "license", "year", "conditions",
-        "minors", ...}}`` for every field in ``PSYCHO_KEYS``; income-conditioned tables also name the
-        income deflator.
+        "minors", "joint", ...}}`` for every field in ``PSYCHO_KEYS``; income-conditioned tables also name the
+        income deflator; Big Five names its correlation file.
 
     Raises:
         ConfigError: If ``tables`` is unknown.
     """
     table_set = _table_set(tables)
     manifest = _manifest()
+    joints = describe_joints(tables)
     out: dict[str, dict[str, Any]] = {}
     for field in PSYCHO_KEYS:
         name = table_set[field]
@@ -271,11 +356,15 @@ def table_provenance(tables: str = "default") -> dict[str, dict[str, Any]]:
             "year": meta["year"],
             "conditions": list(meta["conditions"]),
             "minors": _MINORS.get(field, _MINORS.get(name, "")),
+            "joint": joints[field],
         }
         if "income_band" in meta["conditions"]:
             cpi = manifest["auxiliary"]["cpi_u.csv"]
             record["income_deflator"] = {"file": "persona_gen/enrich/tables/cpi_u.csv", "sha256": cpi["sha256"],
                                          "citation": cpi["citation"]}
+        if field == "big five scores":
+            corr = manifest["correlations"][name]
+            record["correlation"] = {"file": f"persona_gen/enrich/tables/{corr['file']}", "sha256": corr["sha256"]}
         out[field] = record
     return out
 
@@ -289,7 +378,7 @@ def _bad_values(values: pd.Series, allowed: Mapping[str, str] | tuple[str, ...])
 
 
 def _validated_inputs(personas: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Age (float), sex, table race and income (float, NaN when missing or not a number)."""
+    """Age (float), sex, table race and the income to band (float, NaN when missing or not a number)."""
     if not isinstance(personas, pd.DataFrame):
         raise ConfigError(format_error("personas", expected="a pandas DataFrame", got=type(personas).__name__,
                                        where=_WHERE, fix="pass the census personas as a DataFrame"))
@@ -319,7 +408,8 @@ def _validated_inputs(personas: object) -> tuple[np.ndarray, np.ndarray, np.ndar
             where=_WHERE, fix="decode RAC1P with the PUMS dictionary labels, or add the label to the mapping",
         ))
     race = personas["race"].map(ACS_RACE_TO_TABLE_RACE).to_numpy(dtype=object)
-    return age.astype(float).to_numpy(), personas["sex"].to_numpy(dtype=object), race, _income(personas["income"])
+    income = _income(personas[HOUSEHOLD_INCOME] if HOUSEHOLD_INCOME in personas.columns else personas["income"])
+    return age.astype(float).to_numpy(), personas["sex"].to_numpy(dtype=object), race, income
 
 
 def _income(values: pd.Series) -> np.ndarray:
@@ -349,13 +439,11 @@ def _child(parent: np.random.SeedSequence, *path: int) -> np.random.SeedSequence
 # ----------------------------------------------------------------------------------------------- sampling
 
 
-def _draw(table: _Table, conditions: Mapping[str, np.ndarray], rows: np.ndarray,
-          rng: np.random.Generator) -> np.ndarray:
-    """Draw one value for each of ``rows`` from its cell, one ``rng.choice`` per cell in sorted cell order."""
-    out = np.empty(len(rows), dtype=object)
-    if len(rows) == 0:
-        return out
+def _cell_groups(table: _Table, conditions: Mapping[str, np.ndarray], rows: np.ndarray,
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(positions into rows, cell probabilities)`` for each cell the rows fall in, in sorted cell order."""
     keys = pd.DataFrame({c: conditions[c][rows] for c in table.conditions})
+    groups = []
     for key, positions in sorted(keys.groupby(list(table.conditions), sort=True).indices.items()):
         cell = tuple(key) if isinstance(key, tuple) else (key,)
         probability = table.cells.get(cell)
@@ -365,7 +453,30 @@ def _draw(table: _Table, conditions: Mapping[str, np.ndarray], rows: np.ndarray,
                 got="no such cell", where="persona_gen/enrich/tables",
                 fix="regenerate the tables with scripts/derive_tables.py",
             ))
-        out[positions] = rng.choice(table.vocabulary, size=len(positions), p=probability)
+        groups.append((positions, probability))
+    return groups
+
+
+def _draw(table: _Table, conditions: Mapping[str, np.ndarray], rows: np.ndarray,
+          rng: np.random.Generator) -> np.ndarray:
+    """Vocabulary index of one draw for each of ``rows`` from its cell, one ``rng.choice`` per cell."""
+    out = np.zeros(len(rows), dtype=np.intp)
+    if len(rows) == 0:
+        return out
+    for positions, probability in _cell_groups(table, conditions, rows):
+        out[positions] = rng.choice(table.size, size=len(positions), p=probability)
+    return out
+
+
+def _draw_by_quantile(table: _Table, conditions: Mapping[str, np.ndarray], rows: np.ndarray,
+                      u: np.ndarray) -> np.ndarray:
+    """Vocabulary index at quantile ``u`` of each row's cell: the inverse CDF, so ``u`` uniform gives the cell."""
+    out = np.zeros(len(rows), dtype=np.intp)
+    if len(rows) == 0:
+        return out
+    for positions, probability in _cell_groups(table, conditions, rows):
+        index = np.searchsorted(np.cumsum(probability), u[positions], side="right")
+        out[positions] = np.minimum(index, table.size - 1)
     return out
 
 
@@ -379,6 +490,20 @@ def _income_band(table: str, income: np.ndarray, minor: np.ndarray, income_dolla
     return band
 
 
+def _big_five(name: str, conditions: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """The five levels of each persona, drawn together through the traits' Gaussian copula."""
+    table = _table(name)
+    z = rng.standard_normal((n, len(BIG_FIVE_TRAITS))) @ np.linalg.cholesky(_correlation(name)).T
+    u = special.ndtr(z)
+    everyone = np.arange(n)
+    text = np.full(n, "", dtype=object)
+    for trait_index, trait in enumerate(BIG_FIVE_TRAITS):
+        conditions["trait"] = np.full(n, trait, dtype=object)
+        level = table.vocabulary["value"][_draw_by_quantile(table, conditions, everyone, u[:, trait_index])]
+        text = text + (", " if trait_index else "") + f"{trait}: " + level
+    return text
+
+
 def sample_psychodemographics(
     personas: pd.DataFrame,
     *,
@@ -386,16 +511,16 @@ def sample_psychodemographics(
     tables: str = "default",
     income_dollar_year: int = DEFAULT_INCOME_DOLLAR_YEAR,
 ) -> pd.DataFrame:
-    """Draw Big Five levels, ideology, political views and religion for each persona.
+    """Draw Big Five levels, ideology, political views and religion for each persona, jointly.
 
     Args:
         personas: Census personas with columns ``age`` (years), ``sex`` (``"Male"``/``"Female"``),
             ``race`` (ACS RAC1P label) and ``income`` (dollars, as a number or text like ``"$45,000"``;
-            other text or NaN when not applicable).
-            Other columns are ignored.
+            other text or NaN when not applicable); optionally ``household income`` (dollars, NaN in group
+            quarters), which then replaces ``income`` for the income-conditioned tables. Other columns are ignored.
         seed: Seed of this stage; the same seed and frame give the same output.
         tables: Which table set fills the fields (a name in ``TABLE_SETS``).
-        income_dollar_year: The year whose dollars ``income`` is in (a year in ``cpi_u.csv``).
+        income_dollar_year: The year whose dollars the incomes are in (a year in ``cpi_u.csv``).
 
     Returns:
         A frame with the same index as ``personas`` and the columns ``PSYCHO_KEYS``, e.g.
@@ -415,8 +540,11 @@ def sample_psychodemographics(
             got=income_dollar_year, where=_WHERE, fix="add that year's CPI-U to scripts/derive_tables.py",
         ))
     minor = age < ADULT_AGE
-    everyone = np.arange(len(age))
-    out: dict[str, np.ndarray] = {}
+    # A child's own income says nothing about its household's; a household income does.
+    no_income = minor if HOUSEHOLD_INCOME not in personas.columns else np.zeros(len(age), dtype=bool)
+    n = len(age)
+    everyone = np.arange(n)
+    adults = np.flatnonzero(~minor)
 
     def conditions_for(name: str) -> dict[str, np.ndarray]:
         needed = _table(name).conditions
@@ -424,26 +552,33 @@ def sample_psychodemographics(
         if "age_band" in needed:
             conditions["age_band"] = _bands(name, "age").assign(age)
         if "income_band" in needed:
-            conditions["income_band"] = _income_band(name, income, minor, income_dollar_year)
+            conditions["income_band"] = _income_band(name, income, no_income, income_dollar_year)
         return conditions
 
-    for field_index, field in enumerate(PSYCHO_KEYS):
-        name = table_set[field]
-        table = _table(name)
-        conditions = conditions_for(name)
-        if field == "big five scores":
-            text = np.full(len(age), "", dtype=object)
-            for trait_index, trait in enumerate(BIG_FIVE_TRAITS):
-                conditions["trait"] = np.full(len(age), trait, dtype=object)
-                rng = np.random.default_rng(_child(root, field_index, trait_index))
-                level = _draw(table, conditions, everyone, rng)
-                text = text + (", " if trait_index else "") + f"{trait}: " + level
-            out[field] = text
-        elif field in ("ideology", "political views"):
-            values = np.full(len(age), TOO_YOUNG, dtype=object)
-            adults = np.flatnonzero(~minor)
-            values[adults] = _draw(table, conditions, adults, np.random.default_rng(_child(root, field_index)))
-            out[field] = values
-        else:
-            out[field] = _draw(table, conditions, everyone, np.random.default_rng(_child(root, field_index)))
+    def rng(*path: int) -> np.random.Generator:
+        return np.random.default_rng(_child(root, *path))
+
+    out: dict[str, np.ndarray] = {}
+    out["big five scores"] = _big_five(table_set["big five scores"], conditions_for(table_set["big five scores"]),
+                                       n, rng(0))
+    # Party and religion: one joint draw, or (pew_religion) two independent ones.
+    party = np.full(n, TOO_YOUNG, dtype=object)
+    if _joint(table_set):
+        joint = _table(table_set["religion"])
+        drawn = _draw(joint, conditions_for(joint.name), everyone, rng(2))
+        party[adults] = joint.vocabulary["political views"][drawn[adults]]
+        out["religion"] = joint.vocabulary["religion"][drawn]
+    else:
+        views, religion = _table(table_set["political views"]), _table(table_set["religion"])
+        party[adults] = views.vocabulary["value"][_draw(views, conditions_for(views.name), adults, rng(2))]
+        out["religion"] = religion.vocabulary["value"][_draw(religion, conditions_for(religion.name), everyone,
+                                                             rng(3))]
+    out["political views"] = party
+    # Ideology given the drawn party.
+    ideology_table = _table(table_set["ideology"])
+    conditions = conditions_for(ideology_table.name)
+    conditions["political views"] = party
+    ideology = np.full(n, TOO_YOUNG, dtype=object)
+    ideology[adults] = ideology_table.vocabulary["value"][_draw(ideology_table, conditions, adults, rng(1))]
+    out["ideology"] = ideology
     return pd.DataFrame({field: pd.Series(out[field], index=personas.index, dtype=object) for field in PSYCHO_KEYS})

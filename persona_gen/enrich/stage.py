@@ -160,12 +160,14 @@ def _census_prov(cand: Persona) -> dict[str, str]:
 
 
 def _with_psychodemographics(candidates: Sequence[Persona], *, seed: int, tables: str) -> list[Persona]:
-    from persona_gen.enrich.psychodemographics import sample_psychodemographics, table_provenance
+    from persona_gen.enrich.psychodemographics import HOUSEHOLD_INCOME, sample_psychodemographics, table_provenance
 
     if not candidates:
         return []
-    frame = pd.DataFrame([{"age": c.attributes.get("age"), "sex": c.attributes.get("sex"),
-                           "race": c.attributes.get("race"), "income": c.attributes.get("income")}
+    # Household income (the census stage's, not a persona key) conditions the income tables when every candidate has
+    # it; _ordered below drops it from the persona.
+    extra = (HOUSEHOLD_INCOME,) if all(HOUSEHOLD_INCOME in c.attributes for c in candidates) else ()
+    frame = pd.DataFrame([{k: c.attributes.get(k) for k in ("age", "sex", "race", "income", *extra)}
                           for c in candidates])
     psycho = sample_psychodemographics(frame, seed=seed, tables=tables)
     prov = {k: _table_prov(v) for k, v in table_provenance(tables).items() if k in PSYCHO_KEYS}

@@ -72,8 +72,12 @@ class EnrichStep(Step):
     def info(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         enriched = outputs["rejections"]
         reasons = Counter(r.reason for r in enriched.rejections)
+        from persona_gen.enrich.psychodemographics import describe_joints
+
         return {"enrich": {"candidates": enriched.candidates_used, "rejected": len(enriched.rejections),
-                           "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"}}
+                           "drop_rate": enriched.drop_rate, "by_reason": dict(sorted(reasons.items())) or "none"},
+                # Which survey joint each psychodemographic field is drawn from (card and manifest).
+                "census": {"psychodemographics": describe_joints(self.settings.get("tables", "default"))}}
 
     def frame(self, output: str, value: Any) -> pd.DataFrame:
         return personas_frame(value) if output == "personas" else rejections_frame(value)

@@ -199,7 +199,7 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
     info: dict[str, Any] = {}
     for step in pipeline.run_steps():
         if hasattr(step, "info"):
-            info.update(step.info(outputs[step.name]))
+            _merge_info(info, step.info(outputs[step.name]))
         if hasattr(step, "plots"):
             prep.plots += step.plots(outputs[step.name])
         if hasattr(step, "frame"):
@@ -210,7 +210,7 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
                         prep.tables[table.name] = frame
     for step in pipeline.row_steps("question", "persona", "pair"):
         if hasattr(step, "info"):
-            info.update(step.info(None))
+            _merge_info(info, step.info(None))
     generator, judge = runtime.client("generator"), runtime.client("judge")
     prep.global_info = {
         "seed": int(cfg.seed), "config_hash": config_hash(cfg),
@@ -224,6 +224,15 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
         "inputs": pipeline.credits(),
     }
     return prep
+
+
+def _merge_info(info: dict[str, Any], more: dict[str, Any]) -> None:
+    """Steps' card and manifest facts; a mapping two steps contribute to (``census``) is merged, not replaced."""
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(info.get(key), dict):
+            info[key] = {**info[key], **value}
+        else:
+            info[key] = value
 
 
 def _chunk_size(cfg: DictConfig) -> int:
@@ -619,6 +628,8 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         "judge_agreement": judge_context.get("agreement", {}), "steps": info["steps"],
         "models": {"generator": info["generator"], "judge": info["judge"]},
         "signature_hashes": sig_hashes, "fidelity": info.get("fidelity"), "parts_dir": str(parts),
+        "population": (info.get("census") or {}).get("population"),
+        "psychodemographics": (info.get("census") or {}).get("psychodemographics"),
         "dataset_dir": str(published.folder), "uploaded": published.uploaded,
         # What each model endpoint sustained in this process (streaming execution): calls/s, in flight, retries.
         "endpoints": endpoints or {},

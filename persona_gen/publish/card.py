@@ -311,7 +311,8 @@ def card_context(tables: Mapping[str, Mapping[str, Any]], context: Mapping[str, 
     census = {"num_personas": census_in.get("num_personas", "n/a"), "source": census_in.get("source") or "census",
               "year": census_in.get("year") or "(year not recorded)", "states": census_in.get("states") or "n/a",
               "license": census_in.get("license") or "public domain (17 USC 105)",
-              "description": census_in.get("description") or ""}
+              "description": census_in.get("description") or "",
+              "population": census_in.get("population"), "psychodemographics": census_in.get("psychodemographics")}
     enrich_in = dict(context.get("enrich") or {})
     enrich = {"candidates": enrich_in.get("candidates"), "rejected": enrich_in.get("rejected", 0),
               "drop_rate": enrich_in.get("drop_rate"), "by_reason": enrich_in.get("by_reason") or "none"}

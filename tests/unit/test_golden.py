@@ -10,7 +10,7 @@ from persona_gen.pipeline import run
 from tests.helpers import compose_run
 
 # experiment=fake_smoke scale=demo on the fake LM (both roles), seed 0.
-GOLDEN = "a8530b2c2cc8dca28386d5a90b2a96c3857e6bf5459b581352c3a34044f8d4a6"
+GOLDEN = "de522a5dc8a2ab7e9261e0e922c620730864d956761f39c28796147dbb918940"
 
 
 def test_golden_default_preset_content_hash(tmp_path):

@@ -42,7 +42,7 @@ def demo() -> CensusSource:
 def six_states() -> CensusSource:
     """ACS 2018 PUMS of six states, from the shared data folder."""
     require_shared("pums", "csv_phi.zip")
-    return load_source(CONF / "census_us.yaml")
+    return load_source(CONF / "census_six_states.yaml")
 
 
 @pytest.fixture(scope="session")

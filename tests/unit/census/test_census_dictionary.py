@@ -78,7 +78,7 @@ def test_decoding_matches_dictionary_for_every_record(demo, dictionary_2018: Dat
         if column.derived or variable is None or variable.numeric:
             continue
         codes = pool[CODE_PREFIX + column.variable].astype(object).fillna("").astype(str)
-        expected = codes.map(dict(variable.codes))
+        expected = codes.map({**variable.codes, **demo.spec.label_override(column.variable)})
         pd.testing.assert_series_equal(pool[key].astype(str), expected.astype(str), check_names=False)
 
 
@@ -88,5 +88,9 @@ def test_decoding_keeps_age_and_income_numbers(demo) -> None:
     assert np.array_equal(pool["age"].to_numpy(), pool[CODE_PREFIX + "AGEP"].to_numpy().astype(np.int64))
     has_income = pool[CODE_PREFIX + "PINCP"].notna()
     numbers = pd.to_numeric(pool.loc[has_income, "income"].astype(str))
-    assert np.array_equal(numbers.to_numpy(), pool.loc[has_income, CODE_PREFIX + "PINCP"].to_numpy())
+    # Income is PINCP in the survey year's dollars: times ADJINC (6 implied decimals), rounded to dollars.
+    factor = pd.to_numeric(pool.loc[has_income, CODE_PREFIX + "ADJINC"].astype(str)) / 1e6
+    expected = np.round(pool.loc[has_income, CODE_PREFIX + "PINCP"].to_numpy() * factor.to_numpy())
+    assert np.array_equal(numbers.to_numpy(), expected)
+    assert (factor == 1.013097).all()
     assert set(pool.loc[~has_income, "income"].astype(str)) == {"Not applicable (less than 15 years old)"}

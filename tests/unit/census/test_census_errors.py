@@ -135,3 +135,16 @@ def test_write_fidelity_writes_nothing_on_failure(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         write_fidelity({"source": "x"}, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_source_truncated_csv_raises(tmp_path: Path, source_config, wyoming_csv) -> None:
+    import io
+    import zipfile
+
+    text = io.StringIO()
+    wyoming_csv.to_csv(text, index=False)
+    path = tmp_path / "csv_pwy.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("psam_p56.csv", text.getvalue()[: len(text.getvalue()) // 2])  # cut mid-record
+    with pytest.raises(CensusError, match=r"census data file cannot be parsed.*csv_pwy\.zip/psam_p56\.csv.*truncated"):
+        load_source(source_config([path]))

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from persona_gen.census import CENSUS_KEYS, DERIVED_KEYS, CensusSource, fidelity_report, write_fidelity
-from persona_gen.census.fidelity import coarsen
+from persona_gen.census.fidelity import coarsen, population_statement, run_fidelity
+from persona_gen.core.errors import CensusError
 
 SIZE = 100_000
 REFERENCE_DRAWS = 20
@@ -108,3 +109,88 @@ def test_write_fidelity_writes_json_and_png(demo: CensusSource, tmp_path: Path) 
     assert json.loads(paths["json"].read_text())["sample_size"] == 2000
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in paths["json"].parent.iterdir()) == ["fidelity.json", "fidelity.png"]
+
+
+# ----------------------------------------------------------------------------------------------- target population
+
+
+def test_population_statement_follows_where(six_states: CensusSource) -> None:
+    everyone = population_statement(six_states)
+    adults = population_statement(six_states, where="age >= 18")
+    hawaii = population_statement(six_states, where="state in ['Hawaii']")
+    assert everyone["minors_included"] and 0.15 < everyone["minor_share"] < 0.3
+    assert not adults["minors_included"] and adults["minor_share"] == 0
+    assert "minors (under 18): not included" in adults["text"] and "filter: age >= 18" in adults["text"]
+    assert len(everyone["states"]) == 6 and hawaii["states"] == ["Hawaii"]
+    assert adults["population"] < everyone["population"] and adults["records"] < everyone["records"]
+
+
+def test_target_weights_scale_strata_to_their_quota_shares(six_states: CensusSource) -> None:
+    quotas = {"sex": {"Male": 0.3, "Female": 0.7}}
+    weights = six_states.target_weights("age >= 18", quotas)
+    male = (six_states.pool["sex"] == "Male").to_numpy()
+    adult = (six_states.pool["age"] >= 18).to_numpy()
+    assert weights[~adult].sum() == 0
+    assert weights[male].sum() / weights.sum() == pytest.approx(0.3)
+    # Within a stratum the PWGTP proportions are kept.
+    ratio = weights[male & adult] / six_states.weights[male & adult]
+    assert np.allclose(ratio, ratio[0])
+
+
+def test_run_fidelity_reports_the_filtered_population_not_the_source(six_states: CensusSource,
+                                                                     tmp_path: Path) -> None:
+    everyone = run_fidelity(six_states, seed=1, sample_size=3000, out_dir=tmp_path / "all")
+    adults = run_fidelity(six_states, where="age >= 18", seed=1, sample_size=3000, out_dir=tmp_path / "adults")
+    groups = adults["report"]["one_way"]["age"]["groups"]
+    shares = dict(zip(groups, adults["report"]["one_way"]["age"]["census"], strict=True))
+    assert shares.get("0 to 4 years", 0) == 0 and shares.get("5 to 17 years", 0) == 0
+    assert adults["report"]["one_way"]["age"]["tvd"] < 0.05  # the draw honours the filter it is compared with
+    assert adults["population"]["minors_included"] is False and everyone["population"]["minors_included"] is True
+    png = [Path(r["paths"]["png"]).read_bytes() for r in (everyone, adults)]
+    assert png[0] != png[1]
+    written = json.loads(Path(adults["paths"]["json"]).read_text())
+    assert written["report"]["where"] == "age >= 18" and written["population"]["where"] == "age >= 18"
+
+
+def test_run_fidelity_reports_published_personas_with_their_size(six_states: CensusSource, tmp_path: Path) -> None:
+    # Published personas as the pipeline holds them: attribute text (age "34"); here a filter that kept only men.
+    drawn = six_states.sample(400, seed=5, where="age >= 18")
+    published = [{key: str(row[key]) for key in CENSUS_KEYS} for row in drawn.to_dict(orient="records")
+                 if row["sex"] == "Male"]
+    result = run_fidelity(six_states, where="age >= 18", seed=2, sample_size=2000, published=published,
+                          out_dir=tmp_path)
+    report = result["published"]
+    assert report["sample_size"] == len(published) and report["label"] == "published personas"
+    # Ages compare as numbers: the published ages fall in the adult bands, none in "Other".
+    age = dict(zip(report["one_way"]["age"]["groups"], report["one_way"]["age"]["sample"], strict=True))
+    assert age.get("Other", 0) == 0 and sum(age.values()) == pytest.approx(1.0)
+    # The selection on sex shows: the published sample is far from the population on sex, the target draw is not.
+    assert report["one_way"]["sex"]["tvd"] > 0.4 > result["report"]["one_way"]["sex"]["tvd"]
+
+
+def test_run_fidelity_rejects_a_where_that_matches_nobody(demo: CensusSource) -> None:
+    with pytest.raises(CensusError, match="where expression matches no person record"):
+        run_fidelity(demo, where="age > 200", sample_size=10)
+
+
+def test_card_states_the_population_and_the_joints(six_states: CensusSource) -> None:
+    from persona_gen.enrich.psychodemographics import describe_joints
+    from persona_gen.publish.card import render_card
+
+    context = {"census": {"population": population_statement(six_states, where="age >= 18"),
+                          "psychodemographics": describe_joints()}}
+    text = render_card({"personas": {"train": 3}}, context)
+    section = text[text.index("## Population"):text.index("## Census fidelity")]
+    assert "age >= 18" in section and "| minors (under 18) | not included |" in section
+    assert "New Mexico (3" in section and "party_religion_gss.csv" in section
+    everyone = render_card({"personas": {"train": 3}}, {"census": {"population": population_statement(six_states)}})
+    assert "| minors (under 18) | included, " in everyone
+
+
+def test_population_statement_gives_each_states_weighted_share(six_states: CensusSource) -> None:
+    statement = population_statement(six_states)
+    shares = statement["state_shares"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+    new_mexico = six_states.weights[(six_states.pool["state"] == "New Mexico").to_numpy()].sum() / six_states.population
+    assert shares["New Mexico"] == pytest.approx(new_mexico, abs=1e-6) and 0.3 < new_mexico < 0.35
+    assert statement["states_text"].startswith("New Mexico (32.")

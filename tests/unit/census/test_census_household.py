@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +77,65 @@ def test_household_labels_come_from_the_dictionary(demo: CensusSource) -> None:
     for key, variable in (("household type", "HHT2"), ("family presence and age", "FPARC"),
                           ("household language", "HHL")):
         assert set(demo.pool[key].astype(str)) <= set(dictionary[variable].codes.values())
+
+
+# The Bureau's household-language order (Census 2000 SF3 / ACS "Household language"), by RELP 2018 codes.
+BUREAU_ORDER = ["00", "01", "06", "05", "02", "03", "07", "08", "09", "10", "04", "13", "12", "11", "14", "15"]
+
+
+def _hhl_group(lanp: int) -> str:
+    """HHL code of one LANP code, written out from the Bureau's language groups (an independent reading)."""
+    if lanp == 1200:
+        return "2"
+    if 1000 <= lanp <= 1564:
+        return "3"
+    if 1690 <= lanp <= 3999:
+        return "4"
+    return "5"
+
+
+def _bureau_hhl(members: pd.DataFrame) -> str:
+    """The household language of one household, member by member: a plain loop, not the vectorised code."""
+    if members["RELP"].isin(["16", "17"]).any() or not (members["RELP"] == "00").any():
+        return ""
+    ranked = sorted(members.itertuples(), key=lambda m: (BUREAU_ORDER.index(m.RELP), int(m.SPORDER)))
+    for member in ranked:
+        if member.LANX == "1":
+            return _hhl_group(int(member.LANP)) if member.LANP else "5"
+    return "1"
+
+
+def test_household_language_of_a_household_whose_householder_speaks_only_english() -> None:
+    # Householder English only, spouse Spanish, child Vietnamese: the spouse comes first in the Bureau's order.
+    codes = derive_household_codes(
+        np.zeros(3, dtype=np.intp), np.asarray(["00", "01", "02"]), np.asarray([40.0, 38.0, 10.0]),
+        np.asarray(["1", "2", "1"]), np.asarray(["2", "1", "1"]), np.asarray([np.nan, 1200.0, 1960.0]),
+        HouseholdSpec(roles=RELP_ROLES, language_order=tuple(BUREAU_ORDER)), ("HHL",))
+    assert codes["HHL"].tolist() == ["2", "2", "2"]
+
+
+def test_household_language_matches_an_independent_bureau_rule_on_every_six_state_household(shared_file) -> None:
+    shared_file("pums", "csv_phi.zip")
+    columns = ["SERIALNO", "SPORDER", "RELP", "LANX", "LANP"]
+    frames = []
+    for state in ("wy", "vt", "nd", "de", "hi", "nm"):
+        with zipfile.ZipFile(shared_file("pums", f"csv_p{state}.zip")) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".csv"))
+            with archive.open(name) as handle:
+                frames.append(pd.read_csv(handle, usecols=columns, dtype=str, keep_default_na=False))
+    people = pd.concat(frames, ignore_index=True)
+    expected = {serial: _bureau_hhl(members) for serial, members in people.groupby("SERIALNO", sort=False)}
+    from persona_gen.census import load_source
+
+    pool = load_source(Path(__file__).resolve().parents[3] / "conf" / "sampler" / "census_six_states.yaml").pool
+    serial = pool[RECORD_ID].str.split(":").str[1].str.rsplit("-", n=1).str[0]
+    got = pool["code.HHL"].astype(object).fillna("").astype(str)
+    assert len(expected) > 25_000
+    assert got.tolist() == serial.map(expected).tolist()
+
+
+def test_no_persona_who_speaks_another_language_lives_in_an_english_only_household(six_states) -> None:
+    personas = six_states.sample(100_000, seed=3)
+    speaks = personas["code.LANX"].astype(str) == "1"
+    assert speaks.sum() > 10_000
+    assert not (speaks & (personas["household language"] == "English only")).any()

@@ -177,9 +177,28 @@ def test_six_state_where_selects_hawaii(six_states: CensusSource) -> None:
     assert set(personas[STATE]) == {"Hawaii"} and personas["age"].min() >= 18
 
 
-@pytest.mark.parametrize("name", ["census_us.yaml", "census_demo.yaml", "nist_excerpt.yaml"])
+@pytest.mark.parametrize("name", ["census_six_states.yaml", "census_pums.yaml", "census_demo.yaml",
+                                  "nist_excerpt.yaml"])
 def test_sampler_config_parses(name: str) -> None:
     config = read_config_file(CONF / name)
     assert {"num_personas", "where", "quotas", "source"} <= set(config)
     spec = load_source(config).spec if isinstance(config["source"], str) else parse_source_spec(config)
     assert spec.files and spec.dictionaries and spec.columns
+
+
+def test_sorted_draw_picks_the_same_rows_as_binary_search() -> None:
+    from persona_gen.census import source as census_source
+
+    weights = np.random.default_rng(0).integers(1, 300, size=400_000).astype(float)
+    cdf = np.cumsum(weights)
+    sorted_draw = census_source._draw(np.random.default_rng(7), 50_000, cdf)
+    u = np.random.default_rng(7).random(50_000) * cdf[-1]
+    assert np.array_equal(sorted_draw, np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1))
+
+
+def test_suppressed_ancestry_reads_as_a_person_would(six_states: CensusSource) -> None:
+    ancestry = six_states.pool["ancestry"].astype(str)
+    suppressed = six_states.pool["code.ANC1P"].astype(str) == "000"
+    assert suppressed.sum() > 1000  # Delaware and other PUMAs the Bureau withheld for 2018
+    assert not ancestry.str.contains("Suppressed|PUMA").any()
+    assert set(ancestry[suppressed]) == {"Not reported (withheld by the Census Bureau in this area)"}

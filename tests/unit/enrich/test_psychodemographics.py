@@ -64,7 +64,13 @@ def _mixed_personas() -> pd.DataFrame:
 
 
 def _cell(field: str, tables: str = "default", **where: str) -> pd.DataFrame:
+    """One cell of the table that fills ``field``, as ``value, probability`` (a joint table summed to ``field``)."""
     table = load_table(field, tables)
+    if "value" not in table.columns:  # the joint party x religion table: the field's margin
+        table = table.rename(columns={field: "value"})
+        conditions = [c for c in pg._manifest()["tables"][TABLE_SETS[tables][field]]["conditions"]]
+        table = table.groupby([*conditions, "value"], as_index=False, sort=False)[["probability", "count"]].sum()
+        table["basis"] = ""
     mask = np.ones(len(table), dtype=bool)
     for column, value in where.items():
         mask &= table[column].to_numpy() == value
@@ -96,20 +102,40 @@ def test_sample_psychodemographics_reproduces_big_five_cell() -> None:
         _assert_matches(levels, _cell("big five scores", trait=trait, age_band="30-44", sex="Female"))
 
 
-def test_sample_psychodemographics_reproduces_ideology_cell() -> None:
+@pytest.mark.parametrize("party", ["Strong Democrat", "Independent", "Strong Republican"])
+def test_sample_psychodemographics_reproduces_ideology_cell_given_party(party: str) -> None:
     stats = pytest.importorskip("scipy.stats")
     # $60,000 of 2018 is $37,490 of 1996: the $25k-$50k band.
     out = sample_psychodemographics(_personas(age=40, income=60_000), seed=12)
-    cell = _cell("ideology", age_band="30-44", income_band="$25k-$50k")
-    _assert_matches(out["ideology"], cell)
-    observed = out["ideology"].value_counts().reindex(cell["value"], fill_value=0).to_numpy()
-    expected = cell["probability"].to_numpy() / cell["probability"].sum() * N
-    assert stats.chisquare(observed, expected).pvalue > 0.001
+    drawn = out.loc[out["political views"] == party, "ideology"]
+    cell = _cell("ideology", **{"political views": party}, age_band="30-44", income_band="$25k-$50k")
+    _assert_matches(drawn, cell)
+    observed = drawn.value_counts().reindex(cell["value"], fill_value=0).to_numpy()
+    expected = cell["probability"].to_numpy() / cell["probability"].sum() * len(drawn)
+    keep = expected > 0
+    assert stats.chisquare(observed[keep], expected[keep]).pvalue > 0.001
+
+
+def test_sample_psychodemographics_prefers_household_income() -> None:
+    # Personal income $10,000, household income $120,000 (2018): the household's band ($50k+ of 1996) is used.
+    personas = _personas(age=40, income=10_000).assign(**{pg.HOUSEHOLD_INCOME: 120_000.0})
+    out = sample_psychodemographics(personas, seed=12)
+    drawn = out.loc[out["political views"] == "Strong Democrat", "ideology"]
+    _assert_matches(drawn, _cell("ideology", **{"political views": "Strong Democrat"}, age_band="30-44",
+                                 income_band="$50k+"))
 
 
 def test_sample_psychodemographics_reproduces_political_views_cell() -> None:
     out = sample_psychodemographics(_personas(age=70, race="Black or African American alone"), seed=13)
     _assert_matches(out["political views"], _cell("political views", age_band="65+", race="Black"))
+
+
+def test_sample_psychodemographics_draws_party_and_religion_jointly() -> None:
+    out = sample_psychodemographics(_personas(age=50), seed=13)
+    table = load_table("religion")
+    cell = table[(table["age_band"] == "45-64") & (table["race"] == "White")]
+    pairs = (out["political views"] + " | " + out["religion"]).rename("pair")
+    _assert_matches(pairs, cell.assign(value=cell["political views"] + " | " + cell["religion"]))
 
 
 def test_sample_psychodemographics_reproduces_religion_cell() -> None:
@@ -128,11 +154,24 @@ def test_sample_psychodemographics_draws_minor_religion_from_youngest_band() -> 
     _assert_matches(out["religion"], _cell("religion", age_band="18-29", race="White"))
 
 
-def test_sample_psychodemographics_uses_age_band_alone_for_unknown_income() -> None:
+def test_sample_psychodemographics_uses_party_alone_for_unknown_income() -> None:
     out = sample_psychodemographics(_personas(age=50, income=float("nan")), seed=17)
-    cell = _cell("ideology", age_band="45-64", income_band="Unknown")
-    assert set(cell["basis"]) == {"age_band"}
-    _assert_matches(out["ideology"], cell)
+    cell = _cell("ideology", **{"political views": "Strong Republican"}, age_band="45-64", income_band="Unknown")
+    assert set(cell["basis"]) == {"political views"}
+    _assert_matches(out.loc[out["political views"] == "Strong Republican", "ideology"], cell)
+
+
+def test_sample_psychodemographics_big_five_levels_follow_the_copula() -> None:
+    out = sample_psychodemographics(_personas(age=40, sex="Female"), seed=18)
+    parsed = out["big five scores"].str.extractall(r"(?P<trait>[A-Za-z]+): (?P<level>[A-Za-z ]+)")
+    codes = parsed.reset_index().pivot(index="level_0", columns="trait", values="level").apply(
+        lambda c: c.map(BIG_FIVE_LEVELS.index))
+    latent = pg.load_correlation()
+    # Levels are coarsened normals: their correlation has the latent one's sign and is no stronger.
+    for a, b in (("Extraversion", "Agreeableness"), ("Conscientiousness", "Neuroticism")):
+        drawn = codes[a].corr(codes[b])
+        assert np.sign(drawn) == np.sign(latent.loc[a, b]) and 0.6 * abs(latent.loc[a, b]) < abs(drawn)
+        assert abs(drawn) <= abs(latent.loc[a, b]) + 4 / np.sqrt(N)
 
 
 # ----------------------------------------------------------------------------------------------- behaviour
@@ -146,7 +185,8 @@ def test_sample_psychodemographics_labels_are_in_table_vocabulary(tables: str) -
     )
     assert out["big five scores"].map(lambda s: bool(pattern.match(s))).all()
     for field in ("ideology", "political views", "religion"):
-        vocabulary = set(load_table(field, tables)["value"])
+        table = load_table(field, tables)
+        vocabulary = set(table["value"] if "value" in table.columns else table[field])
         if field != "religion":
             vocabulary.add(TOO_YOUNG)
         assert set(out[field]) <= vocabulary, field
@@ -181,8 +221,19 @@ def test_sample_psychodemographics_changes_with_seed() -> None:
 def test_sample_psychodemographics_keeps_other_fields_when_one_table_changes() -> None:
     personas = _mixed_personas()
     default = sample_psychodemographics(personas, seed=5)
+    spi = sample_psychodemographics(personas, seed=5, tables="spi_big_five")
     pew = sample_psychodemographics(personas, seed=5, tables="pew_religion")
-    pd.testing.assert_frame_equal(default.drop(columns="religion"), pew.drop(columns="religion"))
+    pd.testing.assert_frame_equal(default.drop(columns="big five scores"), spi.drop(columns="big five scores"))
+    pd.testing.assert_series_equal(default["big five scores"], pew["big five scores"])
+
+
+def test_religion_uses_one_readable_vocabulary_across_table_sets() -> None:
+    gss = set(load_table("religion")["religion"])
+    pew = set(load_table("religion", "pew_religion")["value"])
+    for labels in (gss, pew):
+        assert "No religion" in labels and "Muslim" in labels and "Catholic" in labels
+        assert not {"None", "Unaffiliated", "Moslem/islam"} & labels
+        assert not [label for label in labels if re.search(r"-dk|Prot\b|\bluth\b|\bbapt\b", label)]
 
 
 def test_sample_psychodemographics_gives_minors_too_young_values() -> None:
@@ -268,6 +319,15 @@ def test_table_provenance_names_table_and_source_for_each_field(tables: str) -> 
         assert (REPO_ROOT / record["file"]).is_file()
         assert record["citation"] and record["license"] and record["year"] and record["sha256"]
     assert "income_deflator" in provenance["ideology"]
+    assert "political views" in provenance["ideology"]["conditions"]
+    assert all(record["joint"] for record in provenance.values())
+
+
+def test_describe_joints_names_the_joint_tables() -> None:
+    joints = pg.describe_joints()
+    assert "jointly with religion" in joints["political views"] and "party_religion_gss" in joints["religion"]
+    assert "party" in joints["ideology"] and "_correlation.csv" in joints["big five scores"]
+    assert "independently of party" in pg.describe_joints("pew_religion")["religion"]
 
 
 def test_table_provenance_rejects_unknown_table_set() -> None:
@@ -278,11 +338,20 @@ def test_table_provenance_rejects_unknown_table_set() -> None:
 @pytest.mark.parametrize("field", PSYCHO_KEYS)
 def test_load_table_cells_are_complete_distributions(field: str) -> None:
     table = load_table(field)
-    conditions = [c for c in table.columns if c not in ("table", "value", "probability", "count", "basis")]
+    meta = pg._manifest()["tables"][TABLE_SETS["default"][field]]
+    conditions, values = list(meta["conditions"]), list(meta["value_columns"])
     sums = table.groupby(conditions)["probability"].sum()
-    assert np.allclose(sums, 1.0, atol=1e-5)
-    assert (table.groupby(conditions)["value"].nunique() == table["value"].nunique()).all()
+    # Each probability is rounded to 6 decimals: a cell's sum is off by at most half a unit per value.
+    assert np.allclose(sums, 1.0, atol=5e-7 * len(table[values].drop_duplicates()) + 1e-9)
+    per_cell = table.groupby(conditions)[values].apply(lambda g: len(g.drop_duplicates()))
+    assert (per_cell == len(table[values].drop_duplicates())).all()
     assert (table["count"] >= 0).all()
+
+
+def test_big_five_correlation_is_a_correlation_matrix() -> None:
+    matrix = pg.load_correlation("default").to_numpy()
+    assert np.allclose(np.diag(matrix), 1.0) and np.allclose(matrix, matrix.T)
+    assert np.all(np.linalg.eigvalsh(matrix) > 0)
 
 
 def test_race_mapping_covers_every_acs_rac1p_label() -> None:

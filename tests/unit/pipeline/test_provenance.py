@@ -26,7 +26,7 @@ def test_provenance_card_and_manifest_name_the_question_source(tmp_path, questio
     assert signature in manifest["signature_hashes"]
     assert f"`{signature}`=" in card
     steps = [s["step"] for s in manifest["steps"]]
-    assert steps[:4] == ["census", "enrich", "questions", "assign"]
+    assert steps[:5] == ["census", "enrich", "fidelity", "questions", "assign"]
     # Every stats key of the run is a declared step (or one of its named calls).
     assert set(manifest["stages"]) <= {"enrich", "consistency", "questions", "answer", "critique", "revision",
                                        "judge_direct", "judge_chain_of_thought"}
