@@ -203,6 +203,9 @@ class LMClient:
     # The LM's async engine, if it has one; with ``io == "asyncio"`` ``Caller.map`` runs calls on an event loop.
     async_engine: Any = None
     io: str = "threads"
+    # True when an answer is a pure function of the request (in-process engines: the embedded model, the fake):
+    # a recorded failure of such an LM is final, as calling it again would only repeat it.
+    deterministic: bool = False
 
     @property
     def model_id(self) -> str:
@@ -239,7 +242,7 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         revision = _file_sha256(path)[:16]
         lm = dspy.LM(f"local/{cfg.name}-{revision}", engine=engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), engine)
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, deterministic=True)
     if kind == "fake":
         from persona_gen.testing import AsyncFakeEngine, FakeEngine
 
@@ -247,7 +250,8 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         async_engine = AsyncFakeEngine(engine)
         lm = dspy.LM(f"local/{cfg.name}", engine=engine, async_engine=async_engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": FakeEngine.version, **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")))
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")),
+                        deterministic=True)
     if kind == "openai_compatible":
         from persona_gen.core.http_engine import AsyncOpenAICompatibleEngine, OpenAICompatibleEngine
 
