@@ -29,6 +29,8 @@ from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.io import figure_png
 from persona_gen.core.lm import build_lm, signature_hash
+from persona_gen.core.parts import check_parts, part_status, parts_not_found, read_part_stats, retry_wanted, \
+    write_part_marker
 from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, stable_id
 
 __all__ = ["RunResult", "run"]
@@ -187,14 +189,17 @@ def _plot_judges(cards: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
+def _check_failure_rate(stats: dict[str, CallStats], limit: float, parts: Path | None = None) -> None:
+    from persona_gen.core.parts import failure_files
+
     for stage, s in stats.items():
         total = s.calls + s.cache_hits
         if total and s.failures / total > limit:
             raise PersonaGenError(format_error(
                 f"failure rate of stage {stage!r}", expected=f"<= max_failure_rate={limit}",
-                got=f"{s.failures}/{total}", where="LM answers (kept as recorded failures in the run dir)",
-                fix="use a stronger model, or raise max_failure_rate to publish anyway"))
+                got=f"{s.failures}/{total}", where=failure_files(stage, parts),
+                fix="use a stronger model, or raise max_failure_rate to publish anyway; a rerun retries recorded "
+                    "failures (cache.retry_failures) once the server is healthy"))
 
 
 GLOBAL_STAGES = ("enrich", "consistency", "questions", "answer")
@@ -231,7 +236,7 @@ def _prepare(cfg: DictConfig) -> Prepared:
     out_dir = Path(cfg.paths.output_dir)
     seeds = stage_seeds(int(cfg.seed))
     scale = cfg.scale
-    cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
+    cache = CallCache.from_cfg(cfg.cache)
     stats: dict[str, CallStats] = {}
     gen_client = build_lm(cfg.models.generator, role="generator")
     judge_client = build_lm(cfg.models.judge, role="judge")
@@ -373,12 +378,11 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
     Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
     """
     from persona_gen.judge.stage import run_judge
-    from persona_gen.publish.writer import atomic_write_text, to_json
     from persona_gen.responses.stage import run_feedback
 
     name = f"part-{index:06d}"
-    if (parts / "stats" / f"{name}.json").exists():
-        return 0  # done by an earlier, interrupted run or by another shard
+    if part_status(parts, index, retry_failures=retry_wanted(prep.cache, prep.gen, prep.judge)) is None:
+        return 0  # done (checksums match) by an earlier, interrupted run or by another shard
     cfg = prep.cfg
     personas = prep.personas[lo:hi]
     assignments = [a for p in personas for a in prep.assignments_of.get(p.persona_id, [])]
@@ -395,7 +399,7 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
     judgments = run_judge(to_judge, cfg=cfg.stage.judge, caller=judge, judges=prep.judges)
     _write_frame(parts / "feedback" / f"{name}.parquet", _feedback_frame(rows))
     _write_frame(parts / "judgments" / f"{name}.parquet", _judgment_frame(judgments))
-    atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
+    write_part_marker(parts, index, {k: v.as_dict() for k, v in sorted(stats.items())})
     return sum(s.calls for s in stats.values())
 
 
@@ -494,8 +498,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
 
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
-        raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
-                                           where="shard.parts_dir", fix="run the shards first, with this parts_dir"))
+        raise parts_not_found(parts, config_hash(cfg))
     info = json.loads(info_path.read_text())
     chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))
     missing = [i for i, _, _ in chunks if not (parts / "stats" / f"part-{i:06d}.json").exists()]
@@ -503,17 +506,14 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         raise PersonaGenError(format_error(
             "persona chunks", expected=f"all {len(chunks)} present", got=f"missing {missing[:10]}",
             where=str(parts), fix="rerun the shards that wrote them (finished chunks are skipped)"))
-    stats = {k: CallStats(v["lm_calls"], v["cache_hits"], v["failures"], dict(v["failures_by_kind"]))
-             for k, v in info["global_stats"].items()}
+    count = int((cfg.get("shard") or {}).get("count", 1))
+    check_parts(parts, [i for i, _, _ in chunks], shard_count=count, shard_of={
+        c[0]: k for k in range(count) for c in _shard_of(chunks, k, count)})
+    stats = {k: CallStats.from_dict(v) for k, v in info["global_stats"].items()}
     for i, _, _ in chunks:
-        for k, v in json.loads((parts / "stats" / f"part-{i:06d}.json").read_text()).items():
-            s = stats.setdefault(k, CallStats())
-            s.calls += v["lm_calls"]
-            s.cache_hits += v["cache_hits"]
-            s.failures += v["failures"]
-            for kind, n in v["failures_by_kind"].items():
-                s.by_kind[kind] = s.by_kind.get(kind, 0) + n
-    _check_failure_rate(stats, float(cfg.max_failure_rate))
+        for k, v in read_part_stats(parts, i).items():
+            stats.setdefault(k, CallStats()).merge(CallStats.from_dict(v))
+    _check_failure_rate(stats, float(cfg.max_failure_rate), parts)
     part_files = {kind: [parts / kind / f"part-{i:06d}.parquet" for i, _, _ in chunks]
                   for kind in ("feedback", "judgments")}
     # Canonical order whatever the chunking: by variant, then feedback order, then presentation order.
