@@ -29,8 +29,14 @@ from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.io import figure_png
 from persona_gen.core.lm import build_lm, signature_hash
-from persona_gen.core.parts import check_parts, part_status, parts_not_found, read_part_stats, retry_wanted, \
-    write_part_marker
+from persona_gen.core.parts import (
+    check_parts,
+    part_status,
+    parts_not_found,
+    read_part_stats,
+    retry_wanted,
+    write_part_marker,
+)
 from persona_gen.core.records import CENSUS_KEYS, PERSONA_KEYS, Feedback, Judgment, Persona, stable_id
 
 __all__ = ["RunResult", "run"]
