@@ -1,4 +1,4 @@
-"""Part markers record checksums: a damaged part is made again by a run and named, with its remake command, by a merge."""
+"""Part markers record checksums: a run makes a damaged part again; a merge names it and the command that remakes it."""
 
 from __future__ import annotations
 
