@@ -28,7 +28,7 @@ from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.io import figure_png
-from persona_gen.core.lm import build_lm, signature_hash
+from persona_gen.core.lm import build_lm, check_endpoints, signature_hash
 from persona_gen.core.parts import (
     check_parts,
     part_status,
@@ -457,6 +457,7 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
         check_publish_config(cfg.publish)  # a missing repo id or token must not wait for the LM work
     parts = parts_dir_for(cfg)
     _check_parts_dir(cfg, parts)
+    check_endpoints({"generator": cfg.models.generator, "judge": cfg.models.judge})  # seconds, not retries
     prep = _prepare(cfg)
     # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
     for name, frame in prep.tables.items():
