@@ -204,7 +204,7 @@ def check_endpoint(base_url: str, *, role: str, api_key: str = "", api_key_env: 
         raise ConfigError(format_error(
             f"LM server {base_url}", expected="reachable (an OpenAI-compatible server answering GET /models)",
             got=f"{type(exc).__name__}: {reason}"[:300], where=where,
-            fix=f"start the server, or point models.{role}.base_url (PERSONA_GEN_BASE_URL) at a running one"))
+            fix=f"start the server, or point models.{role}.base_url (PERSONA_GEN_BASE_URL) at a running one")) from None
     finally:
         manager.clear()
     if resp.status in (401, 403):

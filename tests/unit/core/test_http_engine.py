@@ -165,7 +165,7 @@ def auth_server():
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _deny
+        do_GET = do_POST = _deny  # noqa: N815 (http.server names)
 
         def log_message(self, *args):
             pass
