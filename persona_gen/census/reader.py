@@ -6,13 +6,15 @@ so decoding sees exactly what the file says.
 
 from __future__ import annotations
 
+import csv
+import io
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -103,11 +105,23 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
                 fix="use the source config of this file's layout and year, or remove the key from source.columns",
             ))
         handle.seek(0)
+        tail = _Tail(handle)
         # Every column as text: codes keep leading zeros and blanks stay "" (never NaN), as in the dictionary.
-        return pd.read_csv(handle, usecols=list(wanted), dtype=str, keep_default_na=False, na_filter=False,
-                           engine="c", low_memory=False)[list(wanted)]
+        frame = pd.read_csv(tail, usecols=list(wanted), dtype=str, keep_default_na=False, na_filter=False,
+                            engine="c", low_memory=False)[list(wanted)]
+        _check_last_row(tail.tail, len(header), len(frame), label)
+        return frame
     except CensusError:
         raise
+    except UnicodeDecodeError:
+        from persona_gen.core.io import find_non_utf8
+
+        handle.seek(0)
+        line, what = find_non_utf8(handle) or (0, "undecodable bytes")
+        raise CensusError(format_error(
+            "census data file", expected="UTF-8 (or ASCII) text, as the Bureau ships it", got=what,
+            where=f"{label} line {line}", fix="download the file again, or re-save it as UTF-8 "
+            "(iconv -f latin1 -t utf-8)")) from None
     except _READ_ERRORS as exc:
         raise CensusError(format_error(
             "census data file cannot be parsed",
@@ -116,6 +130,36 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
             where=label,
             fix="download the file again; it is corrupt or truncated",
         )) from exc
+
+
+class _Tail(io.RawIOBase):
+    """A pass-through reader that keeps the last bytes read: the end of the file, to tell a row cut short."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self.tail = (self.tail + data)[-(1 << 16):]
+        return len(data)
+
+
+def _check_last_row(tail: bytes, fields: int, rows: int, label: str) -> None:
+    """A file cut mid-row (a torn download): its last line has fewer fields than the header and no newline."""
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1]
+    got = next(csv.reader([last.decode("utf-8", "replace")]), [])
+    if len(got) < fields:
+        raise CensusError(format_error(
+            "census data file's last row", expected=f"{fields} fields like the header", got=f"{len(got)} fields and "
+            "no line end (the file is cut mid-row)", where=f"{label} line {rows + 1}",
+            fix="download the file again; it is truncated"))
 
 
 def read_raw(spec: SourceSpec) -> RawTable:
