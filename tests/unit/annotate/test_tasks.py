@@ -110,7 +110,8 @@ def test_run_import_reads_judgments_from_the_dataset(exported, tmp_path):
 
 @pytest.mark.parametrize(("content", "match"), [
     ("rater_id,task_id,choice,justification\nr1,t1,a,caf\xe9 au lait\n".encode("cp1252"),
-     r"label file labels\.csv must be UTF-8 text \(CSV\), but got \"byte 0xe9 .*labels\.csv:2\); save it as 'CSV UTF-8'"),
+     r"label file labels\.csv must be UTF-8 text \(CSV\), but got \"byte 0xe9 .*labels\.csv:2\); "
+     r"save it as 'CSV UTF-8'"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe",
      r"label file labels\.csv must be (UTF-8 text|a CSV text file)"),
 ])

@@ -76,5 +76,5 @@ def test_load_bench_data_names_a_truncated_parquet_file(tmp_path):
     part = sorted((dataset / "data" / "personas").glob("*.parquet"))[0]
     part.write_bytes(part.read_bytes()[:200])
     with pytest.raises(ConfigError, match=rf"dataset file {part.name} must be a readable parquet file, but got ['\"].*"
-                                          rf"\(truncated or not parquet\)['\"] \(.*{part.name}\); regenerate the dataset"):
+                                          rf"\(truncated or not parquet\)['\"] \(.*{part.name}\); regenerate"):
         load_bench_data(dataset)
