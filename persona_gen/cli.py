@@ -105,6 +105,13 @@ def _preflight(cfg: DictConfig) -> None:
     validate(cfg)
     if cfg.cache.enabled:
         check_cache_dir(cfg.cache.dir)
+    # generate checks its endpoints in pipeline.run; the other tasks that call an LM, here.
+    from persona_gen.core.lm import check_endpoints
+
+    task = str(cfg.task)
+    roles = {"bench": ("generator", "judge"), "optimize": ("judge",),
+             "annotate_import": ("judge",) if cfg.annotate.judge_source == "run" else ()}.get(task, ())
+    check_endpoints({role: cfg.models[role] for role in roles})
 
 
 # -- secrets never reach Hydra (.hydra/config.yaml, overrides.yaml, hydra.yaml) ----------------------------------
