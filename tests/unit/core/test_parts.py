@@ -73,3 +73,15 @@ def test_marker_without_checksums_is_not_trusted(made, tmp_path):
     marker.write_text(json.dumps(json.loads(marker.read_text())["stats"]))  # the old format
     assert "no checksums" in part_status(copy, 0)
     assert set(read_part_stats(copy, 0)) == set(json.loads((parts / "stats" / "part-000000.json").read_text())["stats"])
+
+
+def test_failure_rate_gate_names_the_part_files_that_hold_the_failures(tmp_path):
+    from persona_gen.core.calls import CallStats
+    from persona_gen.pipeline import _check_failure_rate
+
+    stats = {"critique": CallStats(calls=4, failures=3, by_kind={"parse": 3}),
+             "judge_direct": CallStats(calls=4, failures=0)}
+    with pytest.raises(PersonaGenError, match=rf"failure rate of stage 'critique' must be <= max_failure_rate=0\.5, "
+                                              rf"but got '3/4' \(LM answers kept as recorded failures in "
+                                              rf"{tmp_path}/feedback/part-\*\.parquet \(column failures\)\); .*retr"):
+        _check_failure_rate(stats, 0.5, tmp_path)
