@@ -102,6 +102,7 @@ def _preflight(cfg: DictConfig) -> None:
     from persona_gen.core.cache import check_cache_dir
     from persona_gen.core.config import validate
 
+    _refuse_secrets_in_config(cfg)
     validate(cfg)
     if cfg.cache.enabled:
         check_cache_dir(cfg.cache.dir)
@@ -160,6 +161,44 @@ def _refuse_secret_overrides(argv: list[str]) -> None:
                         got=f"{shown}, which is not set", where="the command line and the environment",
                         fix=f"export {shown if shown[0] != '(' else '<NAME>'}=<your key> first, or drop the override "
                             "for a server without a key"))
+
+
+def _refuse_secrets_in_config(cfg: DictConfig) -> None:
+    """A secret written into a config file (conf/local, an experiment, --config-dir) is refused, unechoed, and the
+    copies Hydra has just saved in this run's .hydra/ are removed (a finished run's are put back)."""
+    from omegaconf import OmegaConf
+
+    from persona_gen.core.config import looks_secret
+
+    def leaves(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from leaves(v, f"{path}[{i}]")
+        elif isinstance(node, str):
+            yield path, node
+
+    plain = OmegaConf.to_container(cfg, resolve=False)  # ${oc.env:...} stays a reference, never a value
+    for key, value in leaves(plain, ""):
+        if looks_secret(value) or (_SECRET_KEY.search(key.rsplit(".", 1)[-1]) and value):
+            _remove_saved_run_config()
+            raise PersonaGenError(format_error(
+                f"config value {key}", expected="free of secrets", got="a secret-looking value (not shown)",
+                where="a config file (conf/, conf/local, an experiment or --config-dir)", fix=_secret_fix(key)))
+
+
+def _remove_saved_run_config() -> None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        folder = Path(hc.runtime.output_dir) / str(hc.output_subdir)
+    except Exception:
+        return
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (folder / name).unlink(missing_ok=True)
 
 
 def _refuse(message: str) -> NoReturn:

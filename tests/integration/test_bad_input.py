@@ -278,6 +278,13 @@ def _merge_with_other_overrides(ctx: Ctx) -> list[str]:
     return ["task=merge", "scale.chunk_personas=1", "shard.count=2", "seed=7"]  # not the shards' seed
 
 
+def _secret_in_a_config_file(ctx: Ctx) -> list[str]:
+    (ctx.inputs / "conf" / "experiment").mkdir(parents=True)
+    (ctx.inputs / "conf" / "experiment" / "leak.yaml").write_text(
+        f"# @package _global_\nmodels:\n  generator:\n    api_key_env: {SECRET}\n")
+    return ["--config-dir", str(ctx.inputs / "conf"), "experiment=leak"]
+
+
 def _cache_dir_below_a_file(ctx: Ctx) -> list[str]:
     blocker = ctx.inputs / "a_file"
     blocker.write_text("not a folder")
@@ -425,6 +432,8 @@ CASES = [
     Case("api_key_env_unset", ["models.generator.api_key_env=PERSONA_GEN_NOT_SET_ANYWHERE"],
          r"api_key_env must be the name of a SET environment variable.*'PERSONA_GEN_NOT_SET_ANYWHERE, which is not"),
     Case("secret_as_token_env", ["publish.token_env=hf_abcdefghijklmnopqrstuvwxyz"], r"must be free of secrets"),
+    Case("secret_in_a_config_file", match=r"config value models\.generator\.api_key_env must be free of secrets, but "
+         r"got 'a secret-looking value \(not shown\)' \(a config file", setup=_secret_in_a_config_file),
     Case("secret_in_hydra_env_set", [f"+hydra.job.env_set.OPENAI_API_KEY={SECRET}"], r"must be free of secrets"),
     # numbers that used to end in a traceback
     Case("negative_seed", ["seed=-1"], r"seed must be >= 0, but got -1"),
@@ -555,6 +564,9 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing(case: Case, tmp_path: P
     inputs.mkdir()
     extra = case.setup(Ctx(inputs, cache, request)) if case.setup else []
     args = [*FAKE, *case.args, *extra]
+    if "--config-dir" in args:  # argparse wants flags before the overrides
+        i = args.index("--config-dir")
+        args = [*args[i:i + 2], *args[:i], *args[i + 2:]]
     if "-m" in args:  # argparse wants the flag before the overrides
         args = ["-m", *(a for a in args if a != "-m")]
     elif not any(a.startswith("hydra.run.dir=") for a in args):
