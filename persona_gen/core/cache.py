@@ -149,8 +149,14 @@ class CallCache:
         return cls(cfg.dir, enabled=bool(cfg.enabled), size_limit_gb=float(cfg.size_limit_gb),
                    retry_failures=int(cfg.get("retry_failures", 2)))
 
-    def _set_aside(self, exc: BaseException, during: str) -> None:
-        """Stop using the database after an SQLite error: a corrupt one is moved away and started anew."""
+    def _set_aside(self, exc: BaseException, during: str, cache: Any = None) -> None:
+        """Stop using the database after an SQLite error: a corrupt one is moved away and started anew.
+
+        ``cache``: the handle the failing operation used; if it was set aside already (a COMMIT of a transaction
+        whose database failed earlier), the fresh cache is left alone.
+        """
+        if cache is not None and cache is not self._cache:
+            return
         cache, self._cache = self._cache, None
         with self._lock:
             self.corrupt += 1
@@ -175,10 +181,11 @@ class CallCache:
     def get(self, key: str) -> dict[str, Any] | None:
         value = None
         if self._cache is not None:
+            handle = self._cache
             try:
-                value = self._cache.get(key, default=None)
+                value = handle.get(key, default=None)
             except CACHE_ERRORS as exc:
-                self._set_aside(exc, "a read")
+                self._set_aside(exc, "a read", handle)
             except Exception:
                 # An entry that does not unpickle: treat it as absent; it is recomputed and overwritten.
                 with self._lock:
@@ -197,11 +204,12 @@ class CallCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         if self._cache is not None:
+            handle = self._cache
             try:
-                self._cache.set(key, value)
+                handle.set(key, value)
             except CACHE_ERRORS as exc:
                 # The cache only saves work: a store that fails (corrupt pages, a locked file) must not end the run.
-                self._set_aside(exc, "a write")
+                self._set_aside(exc, "a write", handle)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -211,11 +219,12 @@ class CallCache:
         if self._cache is None:
             yield
             return
-        cm = self._cache.transact()
+        handle = self._cache
+        cm = handle.transact()
         try:
             cm.__enter__()
         except CACHE_ERRORS as exc:
-            self._set_aside(exc, "BEGIN")
+            self._set_aside(exc, "BEGIN", handle)
             yield
             return
         try:
@@ -224,7 +233,7 @@ class CallCache:
             try:
                 cm.__exit__(type(exc), exc, exc.__traceback__)
             except CACHE_ERRORS as err:
-                self._set_aside(err, "ROLLBACK")
+                self._set_aside(err, "ROLLBACK", handle)
             except BaseException as err:
                 if err is not exc:
                     raise
@@ -232,7 +241,7 @@ class CallCache:
         try:
             cm.__exit__(None, None, None)
         except CACHE_ERRORS as exc:
-            self._set_aside(exc, "COMMIT")
+            self._set_aside(exc, "COMMIT", handle)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt}

@@ -153,3 +153,20 @@ def test_read_only_cache_dir_is_one_config_error(tmp_path, monkeypatch):
                                           r"'.*not writable.*cache=disabled"):
         check_cache_dir(ro / "cache")
     check_cache_dir(tmp_path / "rw" / "cache")  # a folder still to be made below a writable one is fine
+
+
+def test_a_write_that_fails_inside_a_transaction_sets_aside_once(tmp_path, caplog):
+    import sqlite3
+
+    cache = CallCache(tmp_path / "c")
+
+    def broken_set(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    cache._cache.set = broken_set
+    with cache.transaction():
+        cache.set("a", {"outputs": {"x": 1}, "failure": None})  # sets the database aside mid-transaction
+        cache.set("b", {"outputs": {"x": 2}, "failure": None})  # lands in the fresh cache
+    # The old transaction's COMMIT fails on the closed handle: that must not set the fresh cache aside too.
+    assert cache.set_aside == 1
+    assert cache.get("b") == {"outputs": {"x": 2}, "failure": None}
