@@ -597,6 +597,9 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0) -> RunResu
         "rows": rows, "lm_calls": lm_calls, "lm_calls_to_make_parts": sum(s.calls for s in stats.values()),
         "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
+        # Recorded failures this run called again (cache.retry_failures), and those it served from the cache.
+        "failures_retried": sum(v.retried for v in stats.values()),
+        "failures_from_cache": sum(v.failures_from_cache for v in stats.values()),
         "feedback_rows_with_failures": failed_rows, "enrich": info["enrich"],
         "question_filters": info["filter_counts"], "judge_scorecard": scorecard, "judge_agreement": agreement,
         "models": {"generator": info["generator"], "judge": info["judge"]},
