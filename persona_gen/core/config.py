@@ -394,7 +394,7 @@ def _check_model(m: Any, key: str) -> None:
         raise _fail(f"{key}.io", f"one of {list(IO_MODES)}", m.io,
                     "threads suits servers with latency; asyncio a fast local server")
     _int_in(m.max_tokens, f"{key}.max_tokens", 1, 1_000_000, "raise it (e.g. 256), or lower an absurd value")
-    _number_in(m.temperature, f"{key}.temperature", 0.0, 100.0, "use 0 for greedy decoding")
+    _number_in(m.temperature, f"{key}.temperature", 0.0, math.inf, "use 0 for greedy decoding")
     if m.top_p is not None:
         _number_in(m.top_p, f"{key}.top_p", 0.0, 1.0, "use a share such as 0.95, or null for the server's default",
                    lo_open=True)
@@ -538,7 +538,7 @@ def validate(cfg: DictConfig) -> None:
     _int_in(cfg.seed, "seed", 0, _INT_MAX, "use a seed >= 0, e.g. seed=0")
     _check_scale(cfg)
     shard = cfg.shard
-    count = _int_in(shard.count, "shard.count", 1, 100_000, "use shard.count=1 for an unsharded run")
+    count = _int_in(shard.count, "shard.count", 1, fix="use shard.count=1 for an unsharded run")
     index = shard.index
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         raise _fail("shard.index", f"in [0, {count - 1}] for shard.count={count}", index, "count shards from 0")

@@ -458,7 +458,7 @@ CASES = [
     Case("question_file_missing", match=r"stage\.questions\.source\.path .*nope\.csv", setup=_question_file_missing),
     Case("unknown_question_filter", ["stage.questions.filters=[nope]"], r"filters\[0\] must be one of .*'nope'"),
     Case("empty_enrich_categories", ["stage.enrich.categories=[]"], r"stage\.enrich\.categories must be a non-empty"),
-    Case("too_many_enrich_categories", ["stage.enrich.num_categories=99"], r"num_categories must be an int in \[1, "),
+    Case("too_many_enrich_categories", ["stage.enrich.num_categories=99"], r"num_categories must be an integer in \[1, "),
     Case("unknown_enrich_tables", ["stage.enrich.tables=nope"], r"tables must be one of \['default', .*'nope'"),
     Case("unknown_judge_variant", ["stage.judge.variants=[nope]"],
          r"stage\.judge\.variants entry must be one of \['direct', 'chain_of_thought'\], but got 'nope'"),
