@@ -280,6 +280,8 @@ class RunConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     optimize: Any = field(default_factory=lambda: _optimize_schema()())
     annotate: Any = field(default_factory=lambda: _annotate_schema()())
+    # The declared step graph (conf/pipeline/), checked by its own validator; free-form here until it has a schema.
+    pipeline: Any = None
 
 
 def register_configs() -> None:
