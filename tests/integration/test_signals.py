@@ -56,14 +56,21 @@ def clean(server, tmp_path_factory) -> dict:
     return json.loads((root / "cwd" / "run" / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_mid_run_is_one_line_a_clean_run_dir_and_resumes_to_the_same_bytes(sig, server, clean, tmp_path):
+@pytest.mark.parametrize(("sig", "flight"), [
+    (signal.SIGTERM, []), (signal.SIGINT, []),
+    # Calls in flight on a thread pool and on an event loop when the signal lands.
+    (signal.SIGTERM, ["models.generator.concurrency=4", "models.judge.concurrency=4"]),
+    (signal.SIGINT, ["models.generator.concurrency=4", "models.judge.concurrency=4", "models.generator.io=asyncio",
+                     "models.judge.io=asyncio"]),
+], ids=["SIGTERM", "SIGINT", "SIGTERM-threads", "SIGINT-asyncio"])
+def test_signal_mid_run_is_one_line_a_clean_run_dir_and_resumes_to_the_same_bytes(sig, flight, server, clean,
+                                                                                   tmp_path):
     cwd, cache = tmp_path / "cwd", tmp_path / "cache"
     cwd.mkdir()
     env = _env(server, cache)
     server.reset_counts()
-    proc = subprocess.Popen([sys.executable, "-m", "persona_gen", *ARGS, "hydra.run.dir=run"], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "persona_gen", *ARGS, *flight, "hydra.run.dir=run"], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while server.snapshot()["requests"] < 8 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
