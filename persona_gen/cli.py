@@ -69,8 +69,16 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, HydraException):
         got = f"{type(exc).__name__}: {exc.strerror or exc}"
         if not exc.filename:
-            return format_error("a system call", expected="to succeed", got=got, where="the running task",
-                                fix="check the resource it names (free disk space, a port in use, permissions)")
+            import errno
+
+            fixes = {errno.ENOSPC: "free disk space (or point cache.dir / hydra.run.dir at a disk with room)",
+                     errno.EROFS: "the file system is read-only: point cache.dir / hydra.run.dir at a writable one",
+                     errno.EACCES: "fix the permissions, or point cache.dir / hydra.run.dir at a folder you can write",
+                     errno.EADDRINUSE: "the port is in use: pick another (annotate.port=0 picks a free one)"}
+            return format_error("a file or network operation", expected="successful", got=got,
+                                where=f"the running task, {_innermost(exc)}",
+                                fix=fixes.get(exc.errno or -1, "check the resource it names (disk space, a port in use, "
+                                                                "permissions)"))
         return format_error(f"path {exc.filename}", expected="a readable file or a writable folder", got=got,
                             where="hydra.run.dir, paths.*, cache.dir or an input path",
                             fix="point it at a folder you can write (not below a file), with free space")
@@ -302,15 +310,20 @@ def main() -> None:
         _fail(PersonaGenError(_unexpected(exc)))
 
 
-def _unexpected(exc: BaseException) -> str:
+def _innermost(exc: BaseException) -> str:
+    """``file.py:line in function`` of the innermost persona_gen frame an exception passed through."""
     import traceback
 
     frames = traceback.extract_tb(exc.__traceback__)
     inner = next((f for f in reversed(frames) if "persona_gen" in f.filename), frames[-1] if frames else None)
-    where = f"{Path(inner.filename).name}:{inner.lineno} in {inner.name}" if inner else "persona_gen"
+    return f"{Path(inner.filename).name}:{inner.lineno} in {inner.name}" if inner else "persona_gen"
+
+
+def _unexpected(exc: BaseException) -> str:
     return format_error("persona_gen", expected="to finish or to report a bad input in one line",
                         got=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
-                        where=where, fix="this is a bug: rerun with HYDRA_FULL_ERROR=1 for the traceback and report it")
+                        where=_innermost(exc),
+                        fix="this is a bug: rerun with HYDRA_FULL_ERROR=1 for the traceback and report it")
 
 
 if __name__ == "__main__":
