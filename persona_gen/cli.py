@@ -77,8 +77,8 @@ def _one_line(exc: BaseException) -> str:
                      errno.EADDRINUSE: "the port is in use: pick another (annotate.port=0 picks a free one)"}
             return format_error("a file or network operation", expected="successful", got=got,
                                 where=f"the running task, {_innermost(exc)}",
-                                fix=fixes.get(exc.errno or -1, "check the resource it names (disk space, a port in use, "
-                                                                "permissions)"))
+                                fix=fixes.get(exc.errno or -1,
+                                              "check the resource it names (disk space, a port in use, permissions)"))
         return format_error(f"path {exc.filename}", expected="a readable file or a writable folder", got=got,
                             where="hydra.run.dir, paths.*, cache.dir or an input path",
                             fix="point it at a folder you can write (not below a file), with free space")

@@ -56,3 +56,17 @@ def test_interrupted_exits_with_128_plus_the_signal_in_one_line(capsys):
     assert info.value.code == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert err.startswith("persona-gen: interrupted by SIGTERM: ") and err.count("\n") == 1
+
+
+def test_an_os_error_without_a_path_names_where_and_the_fix():
+    import errno
+    import os
+
+    from persona_gen.cli import _one_line
+
+    try:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as exc:
+        line = _one_line(exc)
+    assert line.startswith("a file or network operation must be successful, but got 'OSError: No space left")
+    assert "test_cli.py:" in line and "free disk space" in line
