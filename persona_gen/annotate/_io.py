@@ -32,8 +32,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; a line that is not a JSON object is an error."""
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise AnnotationError(format_error(
+                    "a JSONL line", expected="UTF-8 text", got=f"byte 0x{raw[exc.start:exc.start + 1].hex()} at "
+                    f"column {exc.start + 1} (a binary file, or another encoding)", where=f"{path}:{number}",
+                    fix="write the file as UTF-8 JSON lines")) from None
             if not line.strip():
                 continue
             try:

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from persona_gen.core.config import JUDGE_SOURCES, AnnotateConfig
 from persona_gen.core.errors import ConfigError, format_error
 
 __all__ = ["JUDGE_SOURCES", "AnnotateConfig", "checked_group", "required"]
-
-JUDGE_SOURCES = ("run", "dataset", "skip")
-
-
-@dataclass
-class AnnotateConfig:
-    dataset_dir: str = MISSING
-    tasks_dir: str = MISSING
-    labels: list[str] = field(default_factory=list)
-    num_personas: int = 20
-    questions_per_persona: int = 10
-    port: int = 8765
-    labels_file: str | None = None
-    require_justification: bool = True
-    raters_per_item: int = 2
-    judge_source: str = "run"
-    ci: float = 0.95
-    n_boot: int = 1000
-
 
 def checked_group(cfg: DictConfig, group: str, schema: type) -> Any:
     """``cfg.<group>`` merged onto its dataclass schema: wrong keys or types fail here, in the house format."""

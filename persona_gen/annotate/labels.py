@@ -67,6 +67,24 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise AnnotationError(format_error(
             f"label file {path.name}", expected="a .csv or .jsonl file", got=path.suffix or "no extension",
             where=str(path), fix="export the labels as CSV or JSONL"))
+    try:
+        yield from _csv_rows(path)
+    except UnicodeDecodeError:
+        from persona_gen.core.io import find_non_utf8
+
+        with path.open("rb") as fh:
+            line, what = find_non_utf8(fh) or (1, "undecodable bytes")
+        raise AnnotationError(format_error(
+            f"label file {path.name}", expected="UTF-8 text (CSV)", got=f"{what} (a spreadsheet's cp1252 export, or "
+            "a binary file)", where=f"{path}:{line}",
+            fix="save it as 'CSV UTF-8' (Excel: Save As > CSV UTF-8), or convert: iconv -f cp1252 -t utf-8")) from None
+    except csv.Error as exc:
+        raise AnnotationError(format_error(
+            f"label file {path.name}", expected="a CSV text file", got=f"{exc} (a binary file?)", where=str(path),
+            fix="export the labels as CSV or JSONL")) from None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     # utf-8-sig: spreadsheet programs put a byte-order mark before the header.
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)

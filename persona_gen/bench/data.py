@@ -84,13 +84,26 @@ def _read_table(dataset_dir: Path, name: str, required: Sequence[str]) -> pd.Dat
             f"bench.dataset_dir/data/{name}", expected="a folder of parquet files",
             got=str(dataset_dir / "data" / name), where="bench.dataset_dir",
             fix="point bench.dataset_dir at the dataset/ folder of a generate run"))
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frame = pd.concat([_read_parquet(f) for f in files], ignore_index=True)
     absent = [c for c in required if c not in frame.columns]
     if absent:
         raise ConfigError(format_error(
             f"the {name} table", expected=f"columns {list(required)}", got=f"missing {absent}",
             where=str(files[0]), fix="regenerate the dataset with this version of persona_gen"))
     return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ConfigError(format_error(
+            f"dataset file {path.name}", expected="a readable parquet file", got=f"{type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]} (truncated or not parquet)", where=str(path),
+            fix="regenerate the dataset (persona-gen with the same overrides rewrites it from the cache), or copy "
+                "it again")) from None
 
 
 def _attributes(row: dict[str, object], keys: Sequence[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ each distinct code once), parsed by Arrow's CSV reader block by block, so the Bu
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -118,17 +119,35 @@ def _read_one(label: str, handle: IO[bytes], spec: SourceSpec, wanted: tuple[str
         # Arrow's reader materialises only the needed columns. Identifiers (SERIALNO: one value per household)
         # stay Arrow strings, which are compact and need no category union.
         text = _text_columns(spec)
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=list(wanted), strings_can_be_null=False, quoted_strings_can_be_null=False,
-                column_types={c: pa.string() if c in text else pa.dictionary(pa.int32(), pa.string())
-                              for c in wanted}),
-        )
-        return _concat([_batch_frame(batch, wanted, text) for batch in reader], wanted)
+        tail = _Tail(handle)
+        try:
+            reader = pacsv.open_csv(
+                tail,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=list(wanted), strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    column_types={c: pa.string() if c in text else pa.dictionary(pa.int32(), pa.string())
+                                  for c in wanted}),
+            )
+            frames = [_batch_frame(batch, wanted, text) for batch in reader]
+        except pa.ArrowInvalid as exc:
+            _check_last_row(tail.tail, len(header), tail.newlines, label)  # names a row cut short, with its line
+            if "UTF8" in str(exc):  # Arrow's word for bytes that are not UTF-8: found, with their line, below
+                raise UnicodeDecodeError("utf-8", b"", 0, 1, str(exc)) from None
+            raise
+        _check_last_row(tail.tail, len(header), tail.newlines, label)
+        return _concat(frames, wanted)
     except CensusError:
         raise
+    except UnicodeDecodeError:
+        from persona_gen.core.io import find_non_utf8
+
+        handle.seek(0)
+        line, what = find_non_utf8(handle) or (0, "undecodable bytes")
+        raise CensusError(format_error(
+            "census data file", expected="UTF-8 (or ASCII) text, as the Bureau ships it", got=what,
+            where=f"{label} line {line}", fix="download the file again, or re-save it as UTF-8 "
+            "(iconv -f latin1 -t utf-8)")) from None
     except _READ_ERRORS as exc:
         raise CensusError(format_error(
             "census data file cannot be parsed",
@@ -176,6 +195,38 @@ def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFram
                                                              else [chunk])]
             out[c] = pd.array(pa.chunked_array(flat, type=pa.string()), dtype="str")
     return pd.DataFrame(out, copy=False)
+
+
+class _Tail(io.RawIOBase):
+    """A pass-through reader that keeps the last bytes read: the end of the file, to tell a row cut short."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.tail = b""
+        self.newlines = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self.tail = (self.tail + data)[-(1 << 16):]
+        self.newlines += data.count(b"\n")
+        return len(data)
+
+
+def _check_last_row(tail: bytes, fields: int, rows: int, label: str) -> None:
+    """A file cut mid-row (a torn download): its last line has fewer fields than the header and no newline."""
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1]
+    got = next(csv.reader([last.decode("utf-8", "replace")]), [])
+    if len(got) < fields:
+        raise CensusError(format_error(
+            "census data file's last row", expected=f"{fields} fields like the header", got=f"{len(got)} fields and "
+            "no line end (the file is cut mid-row)", where=f"{label} line {rows + 1}",
+            fix="download the file again; it is truncated"))
 
 
 def read_raw(spec: SourceSpec) -> RawTable:

@@ -352,7 +352,8 @@ def _adjust(decoded: _Decoded, spec: SourceSpec, raw: RawTable) -> _Decoded:
 def _check_count(num_personas: object) -> int:
     if isinstance(num_personas, bool) or not isinstance(num_personas, int | np.integer) or num_personas < 1:
         raise CensusError(format_error(
-            "sampler.num_personas", expected="an integer >= 1", got=num_personas,
+            "census sample size (scale.num_personas x stage.enrich.candidate_factor, or fidelity_sample_size)",
+            expected="an integer >= 1", got=num_personas,
             where="sample_personas / conf/sampler", fix="ask for at least one persona"))
     return int(num_personas)
 
@@ -486,8 +487,12 @@ class CensusSource:
         for name in names[:3]:
             column = frame[name]
             if isinstance(column.dtype, pd.CategoricalDtype):
-                values = [str(v) for v in column.value_counts().index[:5]]
-                hints.append(f"{name} takes e.g. {values}")
+                counts = column.value_counts()
+                present = sorted(str(v) for v, n in counts.items() if n > 0)
+                if len(present) <= 60:  # e.g. the states of this source: all of them, not a few of others
+                    hints.append(f"{name} of this source is one of {present}")
+                else:
+                    hints.append(f"{name} takes e.g. {[str(v) for v in counts.index[:5]]}")
             else:
                 hints.append(f"{name} ranges {column.min()}..{column.max()}")
         return "; ".join(hints) or f"columns: {', '.join(frame.columns[:10])}..."

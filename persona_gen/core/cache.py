@@ -26,13 +26,14 @@ import logging
 import os
 import sqlite3
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
-__all__ = ["KEY_VERSION", "CallCache", "cache_key", "canonical_json"]
+__all__ = ["CACHE_ERRORS", "KEY_VERSION", "CallCache", "cache_key", "canonical_json", "check_cache_dir"]
 
 KEY_VERSION = 2
 
@@ -59,44 +60,136 @@ def cache_key(*, stage: str, signature: dict[str, Any], model: dict[str, Any], i
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def _open(directory: Path, size_limit: int) -> diskcache.Cache:
-    """Open the diskcache; a database that is not one (torn write, disk fault) is set aside and started anew."""
+# Any of these from the cache is the cache's fault, never the run's: it is set aside and the run goes on.
+CACHE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, diskcache.Timeout)
+
+
+def _set_aside_files(directory: Path) -> Path:
+    db = directory / diskcache.core.DBNAME
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        except FileNotFoundError:
+            pass  # absent, or another process set it aside first
+    return db
+
+
+def _open(directory: Path, size_limit: int) -> diskcache.Cache | None:
+    """Open the diskcache; a database that is not one (torn write, disk fault) is set aside and started anew.
+
+    A cache that cannot be opened at all (a locked or read-only file) gives ``None``: the run goes on uncached.
+    """
     try:
         return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+    except sqlite3.OperationalError as exc:
+        log.warning("cache: cannot open %s (%s); this run goes on without a cache (answers are recomputed)",
+                    directory, exc)
+        return None
     except sqlite3.DatabaseError as exc:
-        db = directory / diskcache.core.DBNAME
-        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-            try:
-                os.replace(path, path.with_name(path.name + ".corrupt"))
-            except FileNotFoundError:
-                pass  # absent, or another process set it aside first
+        db = _set_aside_files(directory)
         log.warning("cache: %s is corrupt (%s); moved to %s.corrupt, starting an empty cache (answers are recomputed)",
                     db, exc, db.name)
+    try:
         return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+    except CACHE_ERRORS as exc:
+        log.warning("cache: cannot open a fresh cache in %s (%s); this run goes on without a cache", directory, exc)
+        return None
+
+
+def check_cache_dir(directory: str | Path) -> None:
+    """Refuse a cache folder that cannot be written (read-only, below a file) before any work, in one line."""
+    from persona_gen.core.errors import ConfigError, format_error
+
+    path = Path(str(directory))
+    probe_dir = path
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    problem = None
+    if probe_dir.exists() and not probe_dir.is_dir():
+        problem = f"{probe_dir} is a file"
+    elif not os.access(probe_dir, os.W_OK | os.X_OK):
+        problem = f"{probe_dir} is not writable (read-only folder or file system)"
+    elif path.is_dir() and (path / diskcache.core.DBNAME).exists() and not os.access(path / diskcache.core.DBNAME,
+                                                                                      os.W_OK):
+        problem = f"{path / diskcache.core.DBNAME} is read-only"
+    if problem:
+        raise ConfigError(format_error(
+            f"cache.dir {path}", expected="a folder this user can write", got=problem,
+            where="cache.dir (PERSONA_GEN_CACHE_DIR or paths.cache_dir)",
+            fix="make it writable, point PERSONA_GEN_CACHE_DIR at a writable folder, or run with cache=disabled"))
 
 
 class CallCache:
-    """A thread- and process-safe store of LM results, with hit/miss counters for the manifest."""
+    """A thread- and process-safe store of LM results, with hit/miss counters for the manifest.
 
-    def __init__(self, directory: str | Path | None, *, enabled: bool = True, size_limit_gb: float = 8.0) -> None:
+    Any SQLite error, at open or at any later read, write or COMMIT, sets the cache aside with one warning: a
+    corrupt database is moved to ``cache.db.corrupt`` and a fresh one started, a locked or full one is left alone
+    and the rest of the run goes uncached. The cache only saves work; it never ends a run.
+
+    ``retry_failures``: how many later runs call again an answer that was recorded as a failure (a parse failure,
+    such as an HTTP 200 with a broken body); 0 makes recorded failures final.
+    """
+
+    def __init__(self, directory: str | Path | None, *, enabled: bool = True, size_limit_gb: float = 8.0,
+                 retry_failures: int = 2) -> None:
         self.enabled = enabled and directory is not None
-        self._cache = _open(Path(str(directory)), int(size_limit_gb * 2**30)) if self.enabled else None
+        self.directory = Path(str(directory)) if directory is not None else None
+        self._size_limit = int(size_limit_gb * 2**30)
+        self._cache = _open(Path(str(directory)), self._size_limit) if self.enabled else None
         self._lock = threading.Lock()
+        self.retry_failures = max(0, int(retry_failures))
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
+        self.set_aside = 0
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> CallCache:
+        """The cache of the ``cache`` config group (``enabled``, ``dir``, ``size_limit_gb``, ``retry_failures``)."""
+        return cls(cfg.dir, enabled=bool(cfg.enabled), size_limit_gb=float(cfg.size_limit_gb),
+                   retry_failures=int(cfg.get("retry_failures", 2)))
+
+    def _set_aside(self, exc: BaseException, during: str, cache: Any = None) -> None:
+        """Stop using the database after an SQLite error: a corrupt one is moved away and started anew.
+
+        ``cache``: the handle the failing operation used; if it was set aside already (a COMMIT of a transaction
+        whose database failed earlier), the fresh cache is left alone.
+        """
+        if cache is not None and cache is not self._cache:
+            return
+        cache, self._cache = self._cache, None
+        with self._lock:
+            self.corrupt += 1
+            self.set_aside += 1
+        if cache is None:
+            return
+        try:
+            cache.close()
+        except CACHE_ERRORS:
+            pass
+        corrupt = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+        if corrupt and self.directory is not None:
+            db = _set_aside_files(self.directory)
+            log.warning("cache: %s failed during %s (%s); moved it to %s.corrupt and started an empty cache "
+                        "(answers are recomputed)", db, during, exc, db.name)
+            self._cache = _open(self.directory, self._size_limit)
+        else:
+            log.warning("cache: %s failed during %s (%s); the rest of this run goes on without a cache "
+                        "(answers are recomputed, nothing is lost)", self.directory, during,
+                        f"{type(exc).__name__}: {exc}")
 
     def get(self, key: str) -> dict[str, Any] | None:
-        if self._cache is None:
-            with self._lock:
-                self.misses += 1
-            return None
-        try:
-            value = self._cache.get(key, default=None)
-        except Exception:
-            value = None
-            with self._lock:
-                self.corrupt += 1
+        value = None
+        if self._cache is not None:
+            handle = self._cache
+            try:
+                value = handle.get(key, default=None)
+            except CACHE_ERRORS as exc:
+                self._set_aside(exc, "a read", handle)
+            except Exception:
+                # An entry that does not unpickle: treat it as absent; it is recomputed and overwritten.
+                with self._lock:
+                    self.corrupt += 1
         if value is not None and not (isinstance(value, dict) and "outputs" in value):
             # An entry of a foreign shape is treated as corrupt: recompute and overwrite it.
             value = None
@@ -111,25 +204,51 @@ class CallCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         if self._cache is not None:
+            handle = self._cache
             try:
-                self._cache.set(key, value)
-            except sqlite3.DatabaseError as exc:
+                handle.set(key, value)
+            except CACHE_ERRORS as exc:
                 # The cache only saves work: a store that fails (corrupt pages, a locked file) must not end the run.
-                with self._lock:
-                    self.corrupt += 1
-                log.warning("cache: could not store an entry in %s (%s); it will be recomputed next run",
-                            self._cache.directory, exc)
+                self._set_aside(exc, "a write", handle)
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
         """Group the gets and sets of one thread into one SQLite transaction (a no-op with the cache off).
-        Entries become visible to other processes when it ends; a crash inside loses only its own sets."""
+        Entries become visible to other processes when it ends; a crash inside loses only its own sets. An SQLite
+        error at BEGIN or COMMIT (a corrupt page is often found only there) sets the cache aside."""
         if self._cache is None:
-            return nullcontext()
-        return self._cache.transact()
+            yield
+            return
+        handle = self._cache
+        cm = handle.transact()
+        try:
+            cm.__enter__()
+        except CACHE_ERRORS as exc:
+            self._set_aside(exc, "BEGIN", handle)
+            yield
+            return
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                cm.__exit__(type(exc), exc, exc.__traceback__)
+            except CACHE_ERRORS as err:
+                self._set_aside(err, "ROLLBACK", handle)
+            except BaseException as err:
+                if err is not exc:
+                    raise
+            raise
+        try:
+            cm.__exit__(None, None, None)
+        except CACHE_ERRORS as exc:
+            self._set_aside(exc, "COMMIT", handle)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt}
 
     def close(self) -> None:
         if self._cache is not None:
-            self._cache.close()
+            try:
+                self._cache.close()
+            except CACHE_ERRORS as exc:
+                log.warning("cache: closing %s failed (%s); nothing is lost", self.directory, exc)

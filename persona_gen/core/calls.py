@@ -5,11 +5,19 @@ LM call), misses run with at most ``models.<role>.concurrency`` in flight (on a 
 ``models.<role>.io=asyncio`` on an event loop through the LM's async engine), and a call that fails
 (unparseable answer, server error after retries) becomes a recorded ``Failure`` with the raw text:
 the row is kept, counted, and never dropped silently.
+
+A failure is never made permanent by the cache: transport errors are not stored, and a stored answer that failed
+(a parse failure, e.g. an HTTP 200 with a broken body) is called again by up to ``cache.retry_failures`` later runs
+(on by default; ``CallCache.retry_failures``), except for in-process LMs whose answer is a pure function of the
+request (``LMClient.deterministic``: the embedded model, the fake), where a retry would only repeat it. The
+manifest counts both: ``failures_retried`` (recorded failures called again) and ``failures_from_cache`` (recorded
+failures served as they were).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -38,6 +46,8 @@ class CallResult:
     outputs: dict[str, Any] | None
     failure: Failure | None = None
     cached: bool = False
+    # A recorded failure that this run called again (whatever the new answer is).
+    retried: bool = False
 
     @property
     def ok(self) -> bool:
@@ -52,6 +62,9 @@ class CallStats:
     cache_hits: int = 0
     failures: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    # Recorded failures (from the cache) that were called again, and those served from the cache as they were.
+    retried: int = 0
+    failures_from_cache: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: CallResult) -> None:
@@ -60,13 +73,35 @@ class CallStats:
                 self.cache_hits += 1
             else:
                 self.calls += 1
+            if result.retried:
+                self.retried += 1
             if result.failure is not None:
                 self.failures += 1
                 self.by_kind[result.failure.kind] = self.by_kind.get(result.failure.kind, 0) + 1
+                if result.cached:
+                    self.failures_from_cache += 1
+
+    def merge(self, other: CallStats) -> None:
+        """Add another stage's counters (parts of several chunks or shards) to these."""
+        with self._lock:
+            self.calls += other.calls
+            self.cache_hits += other.cache_hits
+            self.failures += other.failures
+            self.retried += other.retried
+            self.failures_from_cache += other.failures_from_cache
+            for kind, n in other.by_kind.items():
+                self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CallStats:
+        """The inverse of ``as_dict`` (older dicts without the retry counters read them as 0)."""
+        return cls(int(d["lm_calls"]), int(d["cache_hits"]), int(d["failures"]), dict(d.get("failures_by_kind") or {}),
+                   int(d.get("failures_retried", 0)), int(d.get("failures_from_cache", 0)))
 
     def as_dict(self) -> dict[str, Any]:
         return {"lm_calls": self.calls, "cache_hits": self.cache_hits, "failures": self.failures,
-                "failures_by_kind": dict(sorted(self.by_kind.items()))}
+                "failures_by_kind": dict(sorted(self.by_kind.items())),
+                "failures_retried": self.retried, "failures_from_cache": self.failures_from_cache}
 
 
 def program_hash(module: Any) -> str:
@@ -134,11 +169,22 @@ class Caller:
         return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
                          sample_index=sample_index, program_hash=phash)
 
-    def _cached(self, key: str) -> CallResult | None:
+    def _retries_failures(self) -> bool:
+        """Whether recorded failures may be called again: a retry budget, and an LM whose answers can change."""
+        return self.cache.retry_failures > 0 and not getattr(self.client, "deterministic", False)
+
+    def _cached(self, key: str, prior: dict[str, int] | None = None) -> CallResult | None:
+        """The stored result of ``key``; None for a miss, and for a recorded failure this run retries (then
+        ``prior[key]`` is how many attempts it had)."""
         hit = self.cache.get(key)
         if hit is None:
             return None
         failure = Failure(**hit["failure"]) if hit.get("failure") else None
+        if failure is not None and prior is not None and self._retries_failures():
+            attempts = int(hit.get("attempts") or 1)
+            if attempts <= self.cache.retry_failures:
+                prior[key] = attempts
+                return None
         return CallResult(hit["outputs"], failure, cached=True)
 
     def _run(self, stage: str, module: Any, inputs: dict[str, Any], key: str) -> CallResult:
@@ -190,6 +236,13 @@ class Caller:
         raw = getattr(exc, "lm_response", None)
         kind = "parse" if type(exc).__name__ == "AdapterParseError" else "lm_error"
         message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        if kind == "parse":
+            message = message.rstrip(" .")
+            # DSPy's first line alone says neither what was asked for nor what came back.
+            signature = getattr(exc, "signature", None)
+            expected = list(getattr(signature, "output_fields", {}) or {})
+            message += f"; expected fields {expected}" if expected else ""
+            message += f"; raw answer {raw[:200]!r}" if isinstance(raw, str) else ""
         log.debug("LM call failed in %s: %s", stage, message)
         return CallResult(None, Failure(stage=stage, kind=kind, message=f"{type(exc).__name__}: {message}",
                                         raw=raw if isinstance(raw, str) else None))
@@ -265,11 +318,14 @@ class Caller:
             # On Ctrl-C (or an error here) wait for the calls in flight only; nothing else was sent.
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _store(self, key: str, result: CallResult) -> None:
+    def _store(self, key: str, result: CallResult, attempts: int = 0) -> None:
         # Failures are cached too only when they are answers (parse); transport errors are retried next run.
-        if result.failure is None or result.failure.kind == "parse":
-            self.cache.set(key, {"outputs": result.outputs,
-                                 "failure": result.failure.model_dump() if result.failure else None})
+        # A stored failure counts its attempts, so later runs retry it a bounded number of times.
+        if result.failure is None:
+            self.cache.set(key, {"outputs": result.outputs, "failure": None})
+        elif result.failure.kind == "parse":
+            self.cache.set(key, {"outputs": result.outputs, "failure": result.failure.model_dump(),
+                                 "attempts": attempts + 1})
 
     def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], *, sample_index: int = 0,
             desc: str | None = None, ids: Sequence[dict[str, Any]] | None = None) -> list[CallResult]:
@@ -295,11 +351,12 @@ class Caller:
         def report(i: int, result: CallResult) -> None:
             reporter.call_done(stage, cached=result.cached, failure=result.failure,
                                ids={"index": i, "cache_key": keys[i][:16], **(ids[i] if ids else {})})
+        prior: dict[str, int] = {}  # recorded failures this run calls again -> their attempts so far
 
         def misses() -> Iterator[int]:
             for i, item in enumerate(inputs):
                 keys[i] = self.key_for(stage, module, item, sample_index, identity)
-                results[i] = self._cached(keys[i])
+                results[i] = self._cached(keys[i], prior)
                 if results[i] is None:
                     yield i
                 else:
@@ -307,7 +364,10 @@ class Caller:
 
         def done(i: int, result: CallResult) -> None:
             nonlocal sent
-            self._store(keys[i], result)
+            attempts = prior.get(keys[i], 0)
+            self._store(keys[i], result, attempts)
+            if attempts:
+                result = dataclasses.replace(result, retried=True)
             results[i] = result
             sent += 1
             report(i, result)

@@ -34,7 +34,8 @@ from persona_gen.core.config import STRUCTURED_OUTPUT
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import _request_messages, _response, _schema_of
 
-__all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine"]
+__all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine", "check_endpoint"]
+
 
 def _error_message(raw: bytes) -> str:
     """The server's own words for an error: OpenAI's ``{"error": {"message": ...}}`` or the body's start."""
@@ -88,7 +89,7 @@ class _Wire:
     """What the sync and async engines share: the request body and the reading of an answer."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "", structured_output: str = "json_object",
-                 timeout_s: float = 60.0, concurrency: int = 16) -> None:
+                 timeout_s: float = 60.0, concurrency: int = 16, api_key_env: str | None = None) -> None:
         if structured_output not in STRUCTURED_OUTPUT:
             raise ConfigError(format_error("models.*.structured_output", expected=" or ".join(STRUCTURED_OUTPUT),
                                            got=structured_output, where="conf/model/openai_compatible.yaml",
@@ -99,6 +100,9 @@ class _Wire:
                                            got=base_url, where="conf/model/openai_compatible.yaml",
                                            fix="set models.generator.base_url=http://host:port/v1"))
         self.base_url = base_url.rstrip("/")
+        # Only the variable's NAME, for a 401's message; never the key.
+        self.api_key_env = api_key_env
+        self._has_key = bool(api_key)
         self.url = self.base_url + "/chat/completions"
         self.model = model
         self.structured_output = structured_output
@@ -155,7 +159,10 @@ class _Wire:
     def _answer(self, status: int, retry_after: str | None, data: bytes) -> Any:
         """A DSPy ``Response`` for an HTTP answer, or the ``dspy.lm15`` error DSPy retries or reports."""
         if status >= 400:
-            raise _http_error(status, _error_message(data), _retry_after(retry_after))
+            message = _error_message(data)
+            if status in (401, 403):
+                message += "; " + _key_hint(self.api_key_env, self._has_key)
+            raise _http_error(status, message, _retry_after(retry_after))
         try:
             answer = json.loads(data)
             choice = answer["choices"][0]
@@ -169,6 +176,48 @@ class _Wire:
                          int(usage.get("completion_tokens") or 0),
                          "length" if choice.get("finish_reason") == "length" else "stop")
 
+
+
+def _key_hint(api_key_env: str | None, has_key: bool) -> str:
+    """Which environment variable the key comes from, and whether it is set (never the key)."""
+    if not api_key_env:
+        return "no api_key_env is set, so no key was sent: set models.<role>.api_key_env=<VARIABLE NAME>"
+    if not has_key:
+        return f"the key comes from ${api_key_env}, which is unset or empty: export {api_key_env}=<your key>"
+    return f"the server refused the key in ${api_key_env}: check that it is the key for this server"
+
+
+def check_endpoint(base_url: str, *, role: str, api_key: str = "", api_key_env: str | None = None,
+                   timeout_s: float = 5.0) -> None:
+    """One ``GET {base_url}/models`` before any work: a dead server or a refused key fails in seconds, not after
+    every call's retries. A server without ``/models`` (404, 405) is reachable, so that passes; a 5xx passes too
+    (the run's retries handle a transient fault).
+
+    Raises:
+        ConfigError: unreachable, timed out, or 401/403, naming the URL, the role and the fix.
+    """
+    url = base_url.rstrip("/") + "/models"
+    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+    timeout = urllib3.Timeout(connect=min(5.0, timeout_s), read=min(10.0, timeout_s))
+    proxy = _proxy_for(base_url)
+    manager: Any = urllib3.ProxyManager(proxy, retries=False) if proxy else urllib3.PoolManager(retries=False)
+    where = f"models.{role}.base_url, role {role}"
+    try:
+        resp = manager.request("GET", url, headers=headers, timeout=timeout, retries=False)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        reason = str(reason).split(": ", 1)[-1] if "Failed to establish" in str(reason) else str(reason)
+        raise ConfigError(format_error(
+            f"LM server {base_url}", expected="reachable (an OpenAI-compatible server answering GET /models)",
+            got=f"{type(exc).__name__}: {reason}"[:300], where=where,
+            fix=f"start the server, or point models.{role}.base_url (PERSONA_GEN_BASE_URL) at a running one")) from None
+    finally:
+        manager.clear()
+    if resp.status in (401, 403):
+        raise ConfigError(format_error(
+            f"LM server {base_url}", expected="to accept this run's key",
+            got=f"HTTP {resp.status}: {_error_message(resp.data)}"[:300], where=where,
+            fix=_key_hint(api_key_env, bool(api_key))))
 
 
 class OpenAICompatibleEngine(_Wire):

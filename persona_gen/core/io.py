@@ -1,4 +1,5 @@
-"""Atomic file writes: the one helper every stage uses, so no reader ever sees half a file.
+"""Atomic file writes: the one helper every stage uses, so no reader ever sees half a file (and ``find_non_utf8``,
+which names the line of a text file that is not UTF-8).
 
 A temporary file in the target's folder is written, fsynced and renamed over the target (``os.replace``);
 on any failure the temporary file is removed and the old target, if any, is left as it was.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from persona_gen.core.errors import PersonaGenError, format_error
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png", "jsonl_text", "to_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png", "find_non_utf8", "jsonl_text", "to_json"]
 
 
 def to_json(obj: Any, *, strict: bool = False) -> str:
@@ -75,3 +77,16 @@ def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def find_non_utf8(lines: Iterable[bytes]) -> tuple[int, str] | None:
+    """The 1-based number and a short excerpt of the first line that is not UTF-8 (an Excel cp1252 export, a
+    binary file), or None; for error messages that must name the line."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = line[exc.start:exc.start + 1]
+            excerpt = line[max(0, exc.start - 20):exc.start + 20]
+            return number, f"byte 0x{bad.hex()} at column {exc.start + 1}: {excerpt!r}"
+    return None

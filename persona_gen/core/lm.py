@@ -22,7 +22,7 @@ from typing import Any
 
 from persona_gen.core.errors import ConfigError, format_error
 
-__all__ = ["LMClient", "LlamaCppEngine", "build_lm", "smollm2_path"]
+__all__ = ["LMClient", "LlamaCppEngine", "build_lm", "check_endpoints", "smollm2_path"]
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -204,6 +204,9 @@ class LMClient:
     # The LM's async engine, if it has one; with ``io == "asyncio"`` ``Caller.map`` runs calls on an event loop.
     async_engine: Any = None
     io: str = "threads"
+    # True when an answer is a pure function of the request (in-process engines: the embedded model, the fake):
+    # a recorded failure of such an LM is final, as calling it again would only repeat it.
+    deterministic: bool = False
 
     @property
     def model_id(self) -> str:
@@ -255,12 +258,14 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         revision = _file_sha256(path)[:16]
         lm = dspy.LM(f"local/{cfg.name}-{revision}", engine=engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), engine)
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, deterministic=True)
     if kind in ENGINES:
         engine, async_engine, revision = _engine_factory(kind)(cfg)
         lm = dspy.LM(f"local/{cfg.name}", engine=engine, async_engine=async_engine, cache=False, **decoding)
         identity = {"kind": kind, "name": cfg.name, "revision": revision, **decoding}
-        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")))
+        # A registered engine answers as a pure function of the request (the fake): its failures are final.
+        return LMClient(role, lm, identity, int(cfg.concurrency), engine, async_engine, str(cfg.get("io", "threads")),
+                        deterministic=True)
     if kind == "openai_compatible":
         from persona_gen.core.http_engine import AsyncOpenAICompatibleEngine, OpenAICompatibleEngine
 
@@ -268,7 +273,7 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         structured = str(cfg.get("structured_output", "json_object"))
         # The engines own the connection (base URL, key, timeout); DSPy owns retries with backoff.
         conn = {"api_key": os.environ.get(key_env, "") if key_env else "", "structured_output": structured,
-                "timeout_s": float(cfg.timeout_s), "concurrency": int(cfg.concurrency)}
+                "timeout_s": float(cfg.timeout_s), "concurrency": int(cfg.concurrency), "api_key_env": key_env}
         engine = OpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), **conn)
         async_engine = AsyncOpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), **conn)
         lm = dspy.LM(f"openai_compatible/{cfg.name}", engine=engine, async_engine=async_engine, cache=False,
@@ -293,3 +298,23 @@ def signature_identity(signature: Any) -> dict[str, Any]:
 def signature_hash(signature: Any) -> str:
     blob = json.dumps(signature_identity(signature), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_endpoints(roles: dict[str, Any]) -> None:
+    """Check each distinct server endpoint once (``GET /models``) before the first stage; a dead server or a refused
+    key fails in seconds with the URL, the role and the fix. ``roles`` maps a role name to its model config
+    (``models.generator``, ``models.judge``, candidate generators); roles without a server are skipped."""
+    from persona_gen.core.http_engine import check_endpoint
+
+    seen: set[tuple[str, str]] = set()
+    for role, cfg in roles.items():
+        if cfg is None or cfg.get("kind") != "openai_compatible":
+            continue
+        key_env = cfg.get("api_key_env")
+        key = os.environ.get(key_env, "") if key_env else ""
+        ident = (str(cfg.base_url), str(key_env))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        check_endpoint(str(cfg.base_url), role=role, api_key=key, api_key_env=key_env,
+                       timeout_s=float(cfg.get("timeout_s", 5.0)))

@@ -22,8 +22,7 @@ class Runtime:
 
     def __init__(self, cfg: Any, *, cache: CallCache | None = None) -> None:
         self.cfg = cfg
-        self.cache = cache if cache is not None else CallCache(
-            cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
+        self.cache = cache if cache is not None else CallCache.from_cfg(cfg.cache)
         self._clients: dict[str, LMClient] = {}
         self._lock = threading.Lock()
 

@@ -16,6 +16,7 @@ one. What each endpoint sustained (calls, calls/s, in flight, retries, limit) go
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -52,6 +53,8 @@ class _Pending:
     done: Callable[[CallResult], None]
     stats: dict[str, CallStats]
     attempt: int = 0
+    # A recorded failure of an earlier run called again (cache.retry_failures): its attempts so far.
+    prior_attempts: int = 0
 
 
 @dataclass
@@ -163,12 +166,13 @@ class Scheduler:
         caller = ep.caller
         key = caller.key_for(call.stage, call.module, dict(call.inputs), call.sample_index,
                              self._identity(caller, call.module))
-        hit = caller._cached(key)
+        prior: dict[str, int] = {}
+        hit = caller._cached(key, prior)
         if hit is not None:
             stats.setdefault(call.stage, CallStats()).add(hit)
             self._local.append((done, hit))
             return
-        ep.queue.append(_Pending(call, key, done, stats))
+        ep.queue.append(_Pending(call, key, done, stats, prior_attempts=prior.get(key, 0)))
 
     def _send(self, ep: Endpoint, pending: _Pending) -> None:
         now = time.monotonic()
@@ -216,7 +220,9 @@ class Scheduler:
                 ep.successes_since_change = 0
                 ep.limit = min(float(ep.ceiling), ep.limit + 1)
         ep.calls += 1
-        ep.caller._store(pending.key, result)
+        ep.caller._store(pending.key, result, pending.prior_attempts)
+        if pending.prior_attempts:
+            result = dataclasses.replace(result, retried=True)
         pending.stats.setdefault(pending.call.stage, CallStats()).add(result)
         pending.done(result)
 

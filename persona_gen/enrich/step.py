@@ -13,7 +13,7 @@ from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.records import PERSONA_KEYS, Persona
 from persona_gen.core.steps import Step, StepContext
 
-__all__ = ["EnrichStep", "personas_frame", "rejections_frame"]
+__all__ = ["EnrichStep", "check_enrich_settings", "personas_frame", "rejections_frame"]
 
 
 class EnrichStep(Step):
@@ -33,6 +33,7 @@ class EnrichStep(Step):
 
         if self.scope != "run":
             raise self.error("scope", "run", self.scope, "personas are enriched once per run")
+        check_enrich_settings(self.settings)
         _check_cfg(self.settings)
 
     def stats_keys(self) -> tuple[str, ...]:
@@ -99,3 +100,23 @@ def rejections_frame(enriched: Any) -> pd.DataFrame:
                                   "failure_kind"])
     frame["offending_fields"] = frame["offending_fields"].map(list)
     return frame
+
+
+def check_enrich_settings(enrich: Any) -> None:
+    """``stage.enrich``: table set, categories and their count, candidate factor (the enrich step calls it)."""
+    from persona_gen.core.config import _fail, _int_in, _number_in
+    from persona_gen.enrich.psychodemographics import TABLE_SETS
+
+    where = "conf/stage/enrich/ or a stage.enrich.* override"
+    if enrich.tables not in TABLE_SETS:
+        raise _fail("stage.enrich.tables", f"one of {sorted(TABLE_SETS)}", enrich.tables,
+                    "pick a listed table set, or add one to persona_gen.enrich.psychodemographics.TABLE_SETS", where)
+    categories = list(enrich.categories)
+    if not categories or any(not str(c).strip() for c in categories):
+        raise _fail("stage.enrich.categories", "a non-empty list of category names", categories,
+                    "list the curated categories in conf/stage/enrich/default.yaml", where)
+    _int_in(enrich.num_categories, "stage.enrich.num_categories", 1, len(categories),
+            "pick a few categories per persona, e.g. 3", where)
+    # Below 1 the census would be asked for fewer candidates than personas (and a negative count).
+    _number_in(enrich.candidate_factor, "stage.enrich.candidate_factor", 1.0, 1000.0,
+               "use e.g. 2.0: census candidates drawn per persona asked for (rejected ones are replaced)")

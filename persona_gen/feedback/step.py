@@ -92,7 +92,10 @@ class CandidatesStep(Step):
         return candidate_model_configs(self.settings, self.cfg.models)
 
     def check(self) -> None:
-        self._configs()
+        from persona_gen.core.config import check_model
+
+        for i, (_, mcfg) in enumerate(self._configs()):
+            check_model(mcfg, f"stage.feedback.candidates[{i}]")
 
     def describe(self) -> str:
         names = [name for name, _ in self._configs()]

@@ -29,7 +29,15 @@ from persona_gen.core.calls import CallStats
 from persona_gen.core.config import validate
 from persona_gen.core.errors import PersonaGenError, format_error
 from persona_gen.core.io import atomic_write_bytes, atomic_write_text, to_json
-from persona_gen.core.lm import build_lm, signature_hash
+from persona_gen.core.lm import build_lm, check_endpoints, signature_hash
+from persona_gen.core.parts import (
+    check_parts,
+    part_status,
+    parts_not_found,
+    read_part_stats,
+    retry_wanted,
+    write_part_marker,
+)
 from persona_gen.core.records import Persona
 from persona_gen.core.runtime import Runtime
 from persona_gen.core.steps import ENTITIES, Ref, Row, RowResult, Step, StepContext
@@ -71,14 +79,17 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(canonical_json(plain).encode()).hexdigest()[:16]
 
 
-def _check_failure_rate(stats: dict[str, CallStats], limit: float) -> None:
+def _check_failure_rate(stats: dict[str, CallStats], limit: float, parts: Path | None = None) -> None:
+    from persona_gen.core.parts import failure_files
+
     for stage, s in stats.items():
         total = s.calls + s.cache_hits
         if total and s.failures / total > limit:
             raise PersonaGenError(format_error(
                 f"failure rate of stage {stage!r}", expected=f"<= max_failure_rate={limit}",
-                got=f"{s.failures}/{total}", where="LM answers; each failed call's raw text: <run dir>/failures.jsonl",
-                fix="use a stronger model, or raise max_failure_rate to publish anyway"))
+                got=f"{s.failures}/{total}", where=failure_files(stage, parts),
+                fix="use a stronger model, or raise max_failure_rate to publish anyway; a rerun retries recorded "
+                    "failures (cache.retry_failures) once the server is healthy"))
 
 
 @dataclass
@@ -302,8 +313,8 @@ def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int
 
     Returns the LM calls made (0 when an earlier run or another shard already finished the chunk).
     """
-    if (parts / "stats" / f"part-{index:06d}.json").exists():
-        return 0  # done by an earlier, interrupted run or by another shard
+    if chunk_done(prep, parts, index):
+        return 0  # done (checksums match) by an earlier, interrupted run or by another shard
     personas = prep.personas[lo:hi]
     stats: dict[str, CallStats] = {}
     ctx = StepContext(cfg=prep.cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=stats)
@@ -335,9 +346,21 @@ def _planned_calls(pipeline: Pipeline, prep: Prepared, lo: int, hi: int) -> int:
     return total
 
 
+def chunk_tables(pipeline: Pipeline) -> list[str]:
+    """The tables each chunk writes a part of: row tables and records of persona/pair steps."""
+    return [t.name for t in pipeline.tables.values() if t.rows in ("persona", "pair") or (
+        t.source is not None and pipeline.steps[t.source.source].scope in ("persona", "pair"))]
+
+
+def chunk_done(prep: Prepared, parts: Path, index: int) -> bool:
+    """Whether chunk ``index`` is finished and intact (its marker's checksums match), and needs no retry."""
+    clients = [prep.runtime.client(role) for role in prep.pipeline.roles()]
+    return part_status(parts, index, retry_failures=retry_wanted(prep.runtime.cache, *clients)) is None
+
+
 def _write_chunk(pipeline: Pipeline, parts: Path, index: int, persona_rows: list[Row], pair_rows: list[Row],
                  results: Any, stats: dict[str, CallStats]) -> None:
-    """A finished chunk's tables as parts; the stats file, written last, marks the chunk complete."""
+    """A finished chunk's tables as parts; the marker (stats and checksums), written last, marks it complete."""
     name = f"part-{index:06d}"
     for table in pipeline.tables.values():
         if table.rows in ("persona", "pair"):
@@ -350,7 +373,7 @@ def _write_chunk(pipeline: Pipeline, parts: Path, index: int, persona_rows: list
                 res = results.row_result(step, row)
                 recs += list(res.records) if res is not None else []
             _write_frame(parts / table.name / f"{name}.parquet", step.records_frame(recs))
-    atomic_write_text(parts / "stats" / f"{name}.json", to_json({k: v.as_dict() for k, v in sorted(stats.items())}))
+    write_part_marker(parts, index, {k: v.as_dict() for k, v in sorted(stats.items())}, chunk_tables(pipeline))
 
 
 def _rows_frame(table: TableSpec, rows: list[Row], results: _Results) -> pd.DataFrame:
@@ -448,6 +471,7 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
         check_publish_config(cfg.publish, models=cfg.models)  # a missing repo id or token must not wait for the LM
     parts = parts_dir_for(cfg)
     _check_parts_dir(cfg, parts)
+    check_endpoints({role: cfg.models[role] for role in pipeline.roles()})  # a dead server fails in seconds
     streaming = str(cfg.get("execution", "stream")) == "stream"
     prep = _prepare(cfg, pipeline, question_steps=not streaming)
     # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
@@ -513,8 +537,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
     from persona_gen.publish.reproduce import reproduction_files
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
-        raise PersonaGenError(format_error("shard parts", expected="a folder with global/info.json", got=str(parts),
-                                           where="shard.parts_dir", fix="run the shards first, with this parts_dir"))
+        raise parts_not_found(parts, config_hash(cfg))
     info = json.loads(info_path.read_text())
     chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))
     missing = [i for i, _, _ in chunks if not (parts / "stats" / f"part-{i:06d}.json").exists()]
@@ -522,17 +545,14 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         raise PersonaGenError(format_error(
             "persona chunks", expected=f"all {len(chunks)} present", got=f"missing {missing[:10]}",
             where=str(parts), fix="rerun the shards that wrote them (finished chunks are skipped)"))
-    stats = {k: CallStats(v["lm_calls"], v["cache_hits"], v["failures"], dict(v["failures_by_kind"]))
-             for k, v in info["global_stats"].items()}
+    count = int((cfg.get("shard") or {}).get("count", 1))
+    check_parts(parts, [i for i, _, _ in chunks], shard_count=count, shard_of={
+        c[0]: k for k in range(count) for c in _shard_of(chunks, k, count)})
+    stats = {k: CallStats.from_dict(v) for k, v in info["global_stats"].items()}
     for i, _, _ in chunks:
-        for k, v in json.loads((parts / "stats" / f"part-{i:06d}.json").read_text()).items():
-            s = stats.setdefault(k, CallStats())
-            s.calls += v["lm_calls"]
-            s.cache_hits += v["cache_hits"]
-            s.failures += v["failures"]
-            for kind, n in v["failures_by_kind"].items():
-                s.by_kind[kind] = s.by_kind.get(kind, 0) + n
-    _check_failure_rate(stats, float(cfg.max_failure_rate))
+        for k, v in read_part_stats(parts, i).items():
+            stats.setdefault(k, CallStats()).merge(CallStats.from_dict(v))
+    _check_failure_rate(stats, float(cfg.max_failure_rate), parts)
     pipeline = Pipeline.from_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     plots = [parts / "global" / "plots" / p.name for p in sorted((parts / "global" / "plots").glob("*.png"))] \
@@ -620,6 +640,9 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
         "rows": rows, "lm_calls": lm_calls, "lm_calls_to_make_parts": sum(s.calls for s in stats.values()),
         "stages": {k: v.as_dict() for k, v in sorted(stats.items())},
         "failures": {k: v.failures for k, v in sorted(stats.items())},
+        # Recorded failures this run called again (cache.retry_failures), and those it served from the cache.
+        "failures_retried": sum(v.retried for v in stats.values()),
+        "failures_from_cache": sum(v.failures_from_cache for v in stats.values()),
         "feedback_rows_with_failures": failed_rows, "enrich": info.get("enrich"),
         **({"dpo_rows_left_out": sum(rows.get("feedback", {}).values()) - sum(rows["dpo"].values())}
            if "dpo" in rows else {}),

@@ -84,7 +84,9 @@ class _Stream:
         self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
         self.waiters: dict[tuple[str, str], list[_Task]] = {}
         self.ready: deque[_Task] = deque()
-        self.todo = deque(c for c in chunks if not (parts / "stats" / f"part-{c[0]:06d}.json").exists())
+        from persona_gen.pipeline.runner import chunk_done
+
+        self.todo = deque(c for c in chunks if not chunk_done(prep, parts, c[0]))
         self.open_chunks: list[_Chunk] = []
         self.chunks_in_flight = max(1, chunks_in_flight)
         self.questions_left = 0

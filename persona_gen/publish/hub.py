@@ -26,6 +26,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,8 +48,8 @@ from persona_gen.publish.writer import (
     fsync_dir,
 )
 
-__all__ = ["MODES", "Published", "check_publish_config", "made_by_fake_model", "publish_folder", "read_token",
-           "retry_command", "scan_for_secret", "upload_folder", "upload_published"]
+__all__ = ["MODES", "Published", "check_publish_config", "clean_leftovers", "made_by_fake_model", "publish_folder",
+           "read_token", "retry_command", "scan_for_secret", "upload_folder", "upload_published"]
 
 log = logging.getLogger(__name__)
 
@@ -419,6 +420,59 @@ def _check_bench_hash(context: Mapping[str, Any], digest: str) -> None:
         log.warning("publish: the bench scores record no dataset content hash; attached without a check")
 
 
+def _hold(staging: Path) -> int | None:
+    """Lock ``staging`` for this process's lifetime (flock on the folder): a later run can tell it from the leftover
+    of a killed one (the kernel drops the lock when its process dies, kill -9 included)."""
+    try:
+        import fcntl
+
+        fd = os.open(staging, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except (OSError, ImportError):
+        return None
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def clean_leftovers(folder: str | Path, *, min_age_s: float = 60.0) -> list[Path]:
+    """Remove what a killed publish left beside ``folder``: ``.<name>.staging-*`` no live process holds, and
+    ``.<name>.old-*`` (a dataset moved aside mid-swap is moved back when ``folder`` is missing).
+
+    Returns:
+        The paths removed or restored.
+    """
+    folder = Path(folder)
+    done: list[Path] = []
+    if not folder.parent.is_dir():
+        return done
+    for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
+        if not folder.exists() and (old / "x").is_dir():
+            os.replace(old / "x", folder)  # killed between the two renames of _swap_in: the old dataset is back
+        elif time.time() - old.stat().st_mtime < min_age_s:
+            continue  # another run's swap, a moment old
+        shutil.rmtree(old, ignore_errors=True)
+        done.append(old)
+    for staging in sorted(folder.parent.glob(f".{folder.name}.staging-*")):
+        fd = _hold(staging)
+        if fd is None:
+            continue  # a live run is writing it
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            done.append(staging)
+        finally:
+            _release(fd)
+    if done:
+        log.info("publish: removed %d leftover(s) of an interrupted publish beside %s", len(done), folder)
+    return done
+
+
 def _card_metadata(staging: Path, files: Sequence[Path], tables: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """``dataset_info`` (features per config) and ``source_datasets`` for the card's YAML header."""
     from persona_gen.publish.typed import dataset_info, source_datasets
@@ -476,8 +530,10 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(folder)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder is meant to be shared
+        lock = _hold(staging)
     except OSError as exc:
         raise PublishError(format_error(
             f"output folder {folder}", expected="writable", got=f"{type(exc).__name__}: {exc.strerror or exc}",
@@ -520,13 +576,16 @@ def publish_folder(tables: Mapping[str, Mapping[str, Any]], folder: str | Path, 
         if token:
             _refuse_secret(staging, token)
         _swap_in(staging, folder)
+        _release(lock)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        _release(lock)
         raise PublishError(format_error(
             f"writing {folder}", expected="to succeed", got=f"{type(exc).__name__}: {exc.strerror or exc}",
             where="publish_folder", fix="free disk space or fix permissions; nothing partial was left")) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _release(lock)
         raise
 
     final_files = tuple(folder / p.relative_to(staging) for p in files)

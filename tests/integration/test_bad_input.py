@@ -26,6 +26,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ from tests.helpers import read_wyoming_csv, write_zip
 pytestmark = pytest.mark.integration
 
 FAKE = ["models.generator=fake", "models.judge=fake", "scale=tiny", "sampler.fidelity_sample_size=2000"]
+# A secret typed where it does not belong, and one in the environment (as api_key_env names it): neither may reach
+# stderr or any file.
+SECRET = "sk-catalogue-0123456789abcdefXYZ"
+ENV_SECRET = "sk-environment-0123456789abcdefXYZ"
 # In-process runs (compose_run) take the group override spelled out; the CLI maps the shorthand to it.
 FAKE_GROUPS = ["model@models.generator=fake", "model@models.judge=fake", "scale=tiny",
                "sampler.fidelity_sample_size=2000"]
@@ -55,7 +60,7 @@ def _cli(args: list[str], cwd: Path, cache: Path, env: dict[str, str] | None = N
          unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     # No saved Hub login of the machine running the tests (huggingface_hub.get_token() reads HF_TOKEN_PATH).
     full_env = {**os.environ, "PERSONA_GEN_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1",
-                "HF_TOKEN_PATH": str(cwd / "no_saved_hf_login"), **(env or {})}
+                "HF_TOKEN_PATH": str(cwd / "no_saved_hf_login"), "PERSONA_GEN_API_KEY": ENV_SECRET, **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     for name in unset:
         full_env.pop(name, None)
@@ -199,8 +204,94 @@ def _question_file_missing(ctx: Ctx) -> list[str]:
 
 
 def _unreachable_endpoint(ctx: Ctx) -> list[str]:
+    # 5 attempts per call and a 60 s timeout: the endpoint check must still fail in seconds, before any stage.
     return ["models.generator=openai_compatible", f"models.generator.base_url=http://127.0.0.1:{_closed_port()}/v1",
-            "models.generator.num_retries=0", "models.generator.timeout_s=2", "models.generator.concurrency=2"]
+            "models.generator.num_retries=4", "models.generator.timeout_s=60", "models.generator.concurrency=2"]
+
+
+def _server_wants_a_key(ctx: Ctx) -> list[str]:
+    url = ctx.fixture("auth_server")
+    return ["models.generator=openai_compatible", f"models.generator.base_url={url}"]  # PERSONA_GEN_API_KEY unset
+
+
+def _census_not_utf8(ctx: Ctx) -> list[str]:
+    broken = ctx.fixture("wyoming_csv").copy()
+    text = broken.to_csv(index=False).encode().split(b"\n")
+    text[42] = text[42].replace(b",", b",\xe9", 1)  # a latin-1 byte on line 43
+    path = ctx.inputs / "csv_pwy.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("psam_p56.csv", b"\n".join(text))
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _census_cut_mid_row(ctx: Ctx) -> list[str]:
+    data = ctx.fixture("wyoming_csv").to_csv(index=False).encode().rstrip(b"\n")[:-9]
+    path = ctx.inputs / "csv_pwy.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("psam_p56.csv", data)
+    return [f"sampler.source={_source_yaml(ctx.inputs, [path])}"]
+
+
+def _labels_cp1252(ctx: Ctx) -> list[str]:
+    tasks_dir = ctx.fixture("annotation_tasks")
+    labels = ctx.inputs / "labels.csv"
+    labels.write_bytes("rater_id,task_id,choice,justification\nr1,t1,a,na\xefve caf\xe9\n".encode("cp1252"))
+    return ["task=annotate_import", f"annotate.tasks_dir={tasks_dir}", f"annotate.labels=[{labels}]",
+            "annotate.judge_source=skip"]
+
+
+def _labels_binary(ctx: Ctx) -> list[str]:
+    tasks_dir = ctx.fixture("annotation_tasks")
+    labels = ctx.inputs / "labels.csv"
+    labels.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb2\x9c\xff\xfe" * 20)  # an .xlsx renamed
+    return ["task=annotate_import", f"annotate.tasks_dir={tasks_dir}", f"annotate.labels=[{labels}]",
+            "annotate.judge_source=skip"]
+
+
+def _bench_truncated_parquet(ctx: Ctx) -> list[str]:
+    import shutil
+
+    dataset = ctx.inputs / "dataset"
+    shutil.copytree(ctx.fixture("generated_dataset"), dataset)
+    part = sorted((dataset / "data" / "personas").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:300])
+    return ["task=bench", f"bench.dataset_dir={dataset}"]
+
+
+def _merge_with_truncated_part(ctx: Ctx) -> list[str]:
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    parts = ctx.inputs / "parts"
+    shard = [*FAKE_GROUPS, "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+    for i in range(2):
+        run(compose_run(ctx.inputs / f"shard{i}", ctx.cache, [*shard, f"shard.index={i}"]))
+    part = parts / "feedback" / "part-000001.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    return ["task=merge", "scale.chunk_personas=1", "shard.count=2", f"shard.parts_dir={parts}"]
+
+
+def _merge_with_other_overrides(ctx: Ctx) -> list[str]:
+    from persona_gen.pipeline import run
+    from tests.helpers import compose_run
+
+    shard = [*FAKE_GROUPS, "scale.chunk_personas=1", "shard.count=2"]
+    for i in range(2):
+        run(compose_run(ctx.inputs / f"shard{i}", ctx.cache, [*shard, f"shard.index={i}"]))
+    return ["task=merge", "scale.chunk_personas=1", "shard.count=2", "seed=7"]  # not the shards' seed
+
+
+def _secret_in_a_config_file(ctx: Ctx) -> list[str]:
+    (ctx.inputs / "conf" / "experiment").mkdir(parents=True)
+    (ctx.inputs / "conf" / "experiment" / "leak.yaml").write_text(
+        f"# @package _global_\nmodels:\n  generator:\n    api_key_env: {SECRET}\n")
+    return ["--config-dir", str(ctx.inputs / "conf"), "experiment=leak"]
+
+
+def _cache_dir_below_a_file(ctx: Ctx) -> list[str]:
+    blocker = ctx.inputs / "a_file"
+    blocker.write_text("not a folder")
+    return [f"cache.dir={blocker}/cache"]
 
 
 def _run_dir_below_a_file(ctx: Ctx) -> list[str]:
@@ -272,6 +363,7 @@ class Case:
     match: str = ""  # a regex the error line must contain: the bad key, value or file
     setup: Callable[[Ctx], list[str]] | None = None
     unset: tuple[str, ...] = ()
+    max_s: float | None = None  # a bound on the CLI's wall time, where failing fast is the point
 
 
 CASES = [
@@ -292,6 +384,12 @@ CASES = [
     Case("census_source_not_yaml", match=r"census source must be a YAML source config.*source\.txt",
          setup=_census_source_not_yaml),
     Case("where_matches_nobody", ["sampler.where='age > 200'"], r"matches no person record.*'age > 200'"),
+    Case("state_not_in_source", ['sampler.where="state in [\'Hawaii\']"'],
+         r"matches no person record.*state of this source is one of \['Vermont', 'Wyoming'\]"),
+    Case("census_not_utf8", match=r"census data file must be UTF-8 .*byte 0xe9 .*psam_p56\.csv line 43",
+         setup=_census_not_utf8),
+    Case("census_cut_mid_row", match=r"last row must be \d+ fields like the header.*cut mid-row.*psam_p56\.csv line",
+         setup=_census_cut_mid_row),
     Case("where_unparsable", ["sampler.where='age >>> 3'"], r"where expression cannot be parsed.*age >>> 3"),
     Case("where_unknown_column", ["sampler.where='shoe_size > 3'"],
          r"unknown column 'shoe_size' must be a column of the census source"),
@@ -321,8 +419,41 @@ CASES = [
          r"models\.generator\.base_url must be an http\(s\) URL, but got 'ftp://x'"),
     Case("unknown_structured_output", ["models.generator=openai_compatible", "models.generator.structured_output=xml"],
          r"structured_output must be one of .*, but got 'xml'"),
-    Case("unreachable_endpoint", match=r"rejected: \{'lm_failure': \d+\}, first LM failure: .*[Cc]onnect",
-         setup=_unreachable_endpoint),
+    Case("unreachable_endpoint", match=r"LM server http://127\.0\.0\.1:\d+/v1 must be reachable .*models\.generator"
+         r"\.base_url, role generator\); start the server", setup=_unreachable_endpoint, max_s=30),
+    Case("server_wants_a_key", match=r"must be to accept this run's key, but got 'HTTP 401.*\$PERSONA_GEN_API_KEY, "
+         r"which is unset or empty: export PERSONA_GEN_API_KEY=", setup=_server_wants_a_key,
+         unset=("PERSONA_GEN_API_KEY",)),
+    # secrets: refused before Hydra saves anything, and never echoed
+    Case("secret_api_key_override", [f"models.generator.api_key={SECRET}"],
+         r"override models\.generator\.api_key must be free of secrets, but got 'a secret-looking value \(not shown\)"),
+    Case("secret_api_key_added_with_plus", [f"+models.generator.api_key={SECRET}"],
+         r"override models\.generator\.api_key must be free of secrets"),
+    Case("secret_as_api_key_env", [f"models.generator.api_key_env={SECRET}"], r"must be free of secrets"),
+    Case("key_like_api_key_env", ["models.generator.api_key_env=abcdefGHIJ0123456789xyzXYZ"],
+         r"api_key_env must be the name of a SET environment variable.*not shown: it may be a key"),
+    Case("api_key_env_unset", ["models.generator.api_key_env=PERSONA_GEN_NOT_SET_ANYWHERE"],
+         r"api_key_env must be the name of a SET environment variable.*'PERSONA_GEN_NOT_SET_ANYWHERE, which is not"),
+    Case("secret_as_token_env", ["publish.token_env=hf_abcdefghijklmnopqrstuvwxyz"], r"must be free of secrets"),
+    Case("secret_in_a_config_file", match=r"config value models\.generator\.api_key_env must be free of secrets, but "
+         r"got 'a secret-looking value \(not shown\)' \(a config file", setup=_secret_in_a_config_file),
+    Case("secret_in_hydra_env_set", [f"+hydra.job.env_set.OPENAI_API_KEY={SECRET}"], r"must be free of secrets"),
+    # numbers that used to end in a traceback
+    Case("negative_seed", ["seed=-1"], r"seed must be >= 0, but got -1"),
+    Case("shard_count_not_a_number", ["shard.count=abc"], r"shard\.count=abc .*could not be converted to Integer"),
+    Case("cache_size_not_a_number", ["cache.size_limit_gb=abc"], r"cache\.size_limit_gb=abc .*could not be converted"),
+    Case("num_personas_overflow", ["scale.num_personas=99999999999999999999"],
+         r"scale\.num_personas must be at most 100,000,000"),
+    Case("num_personas_beyond_memory", ["scale.num_personas=50000000"],
+         r"scale\.num_personas must be at most ~[\d,]+ on this machine .*GiB available", max_s=30),
+    Case("negative_timeout", ["models.generator.timeout_s=-1"], r"models\.generator\.timeout_s must be in \(0, "),
+    Case("negative_retries", ["models.generator.num_retries=-1"], r"models\.generator\.num_retries must be an integer"),
+    Case("top_p_above_one", ["models.generator.top_p=5"], r"models\.generator\.top_p must be in \(0, 1\], but got 5"),
+    Case("negative_candidate_factor", ["stage.enrich.candidate_factor=-1"],
+         r"^persona-gen: error: stage\.enrich\.candidate_factor must be in \[1, "),
+    Case("unread_key_added_with_plus", ["+scale.personas=3"], r"config key scale\.personas must be a key of"),
+    Case("removed_run_name", ["run_name=x"], r"Could not override 'run_name'"),
+    Case("misspelt_judge_key", ["stage.judge.variant=[direct]"], r"Could not override 'stage\.judge\.variant'"),
     # stages
     Case("unknown_question_source", ["stage.questions.source=nope"], r"source\.kind must be one of .*, but got 'nope'"),
     Case("question_file_without_text_column", match=r"text_column must be one of the file's columns "
@@ -330,7 +461,8 @@ CASES = [
     Case("question_file_missing", match=r"stage\.questions\.source\.path .*nope\.csv", setup=_question_file_missing),
     Case("unknown_question_filter", ["stage.questions.filters=[nope]"], r"filters\[0\] must be one of .*'nope'"),
     Case("empty_enrich_categories", ["stage.enrich.categories=[]"], r"stage\.enrich\.categories must be a non-empty"),
-    Case("too_many_enrich_categories", ["stage.enrich.num_categories=99"], r"num_categories must be an int in \[1, "),
+    Case("too_many_enrich_categories", ["stage.enrich.num_categories=99"],
+         r"num_categories must be an integer in \[1, "),
     Case("unknown_enrich_tables", ["stage.enrich.tables=nope"], r"tables must be one of \['default', .*'nope'"),
     Case("unknown_judge_variant", ["stage.judge.variants=[nope]"],
          r"stage\.judge\.variants entry must be one of \['direct', 'chain_of_thought'\], but got 'nope'"),
@@ -359,13 +491,55 @@ CASES = [
          setup=_merge_without_parts),
     Case("merge_with_missing_chunk", match=r"persona chunks must be all 2 present, but got 'missing \[1\]'",
          setup=_merge_with_missing_chunk),
+    Case("merge_with_truncated_part", match=r"persona part part-000001 must be intact .*feedback/part-000001\.parquet "
+         r"does not match the checksum.*run `persona-gen .*shard\.index=1 shard\.count=2` to make it again",
+         setup=_merge_with_truncated_part),
+    Case("merge_with_other_overrides", match=r"shard parts must be a folder with global/info\.json for config_hash "
+         r"[0-9a-f]{16}.*parts found beside it: \['[0-9a-f]+ \(config_hash [0-9a-f]{16}\)'\]",
+         setup=_merge_with_other_overrides),
+    Case("cache_dir_below_a_file", match=r"cache\.dir .*a_file/cache must be a folder this user can write, but got "
+         r"'.*a_file is a file'", setup=_cache_dir_below_a_file),
+    Case("bench_truncated_parquet", match=r"dataset file train-00000-of-00001\.parquet must be a readable parquet "
+         r"file.*truncated or not parquet", setup=_bench_truncated_parquet),
     Case("optimize_without_labeled_items", ["task=optimize"], r"optimize\.labeled_items must be set, but got '\?\?\?'"),
     Case("annotate_import_malformed_labels", match=r"a JSONL line must be one JSON object, but got 'invalid JSON.*"
          r"labels\.jsonl:1", setup=_annotate_import_malformed_labels),
+    Case("annotate_labels_saved_by_excel", match=r"label file labels\.csv must be UTF-8 text \(CSV\), but got .*byte "
+         r"0xef .*labels\.csv:2\); save it as 'CSV UTF-8'", setup=_labels_cp1252),
+    Case("annotate_labels_binary", match=r"label file labels\.csv must be (UTF-8 text|a CSV text file)",
+         setup=_labels_binary),
     Case("annotate_import_labels_without_columns",
          match=r"label columns must be rater_id, task_id, choice.*labels\.csv:1",
          setup=_annotate_import_unknown_column),
 ]
+
+
+@pytest.fixture(scope="module")
+def auth_server():
+    """A loopback server that answers every request with HTTP 401, as a server wanting a key does."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _deny(self):
+            body = b'{"error": {"message": "Invalid API key", "type": "auth"}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _deny  # noqa: N815 (http.server names)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -397,15 +571,32 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing(case: Case, tmp_path: P
     inputs.mkdir()
     extra = case.setup(Ctx(inputs, cache, request)) if case.setup else []
     args = [*FAKE, *case.args, *extra]
+    if "--config-dir" in args:  # argparse wants flags before the overrides
+        i = args.index("--config-dir")
+        args = [*args[i:i + 2], *args[:i], *args[i + 2:]]
     if "-m" in args:  # argparse wants the flag before the overrides
         args = ["-m", *(a for a in args if a != "-m")]
     elif not any(a.startswith("hydra.run.dir=") for a in args):
         args.append("hydra.run.dir=run")
+    started = time.monotonic()
     proc = _cli(args, cwd, cache, unset=case.unset)
+    took = time.monotonic() - started
     assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
     line = _error_line(proc)
     assert re.search(case.match, line), f"{case.match!r} not in: {line}"
     _assert_no_partial_output(tmp_path, cwd)
+    _assert_no_secret(tmp_path, proc)
+    if case.max_s is not None:
+        assert took < case.max_s, f"took {took:.1f} s"
+
+
+def _assert_no_secret(root: Path, proc: subprocess.CompletedProcess) -> None:
+    """Neither the typed secret nor the environment's key in the output or in any file under ``root``."""
+    for secret in (SECRET, ENV_SECRET, "hf_abcdefghijklmnopqrstuvwxyz", "abcdefGHIJ0123456789xyzXYZ"):
+        assert secret not in proc.stdout + proc.stderr, f"{secret} echoed"
+        leaks = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()
+                 and "inputs" not in p.relative_to(root).parts]
+        assert leaks == [], f"{secret} written to {leaks}"
 
 
 # -- a corrupt cache costs recomputation, never the run ---------------------------------------------------------
@@ -552,4 +743,32 @@ def test_interrupted_parquet_write_keeps_the_previous_dataset(tmp_path: Path, mo
     assert _files(first.dataset_dir) == before
     assert first.manifest_path.read_bytes() == manifest
     assert sorted(p.name for p in out.iterdir()) == entries
+    assert _stray(tmp_path) == []
+
+
+# -- a failed rerun into a finished run dir, and what a killed publish left ---------------------------------------
+
+
+def test_failed_rerun_into_a_finished_run_dir_keeps_its_hydra_config(tmp_path: Path) -> None:
+    cwd, cache = tmp_path / "cwd", tmp_path / "cache"
+    first = _cli([*FAKE, "hydra.run.dir=run"], cwd, cache)
+    assert first.returncode == 0, first.stderr[-3000:]
+    saved = {p.name: p.read_bytes() for p in (cwd / "run" / ".hydra").glob("*.yaml")}
+    assert set(saved) == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    dataset = {str(p.relative_to(cwd)): p.read_bytes() for p in (cwd / "run" / "dataset").rglob("*") if p.is_file()}
+    again = _cli([*FAKE, "hydra.run.dir=run", "seed=-1"], cwd, cache)  # fails after Hydra wrote .hydra/
+    assert again.returncode == 2
+    assert {p.name: p.read_bytes() for p in (cwd / "run" / ".hydra").glob("*.yaml")} == saved
+    assert {str(p.relative_to(cwd)): p.read_bytes() for p in (cwd / "run" / "dataset").rglob("*")
+            if p.is_file()} == dataset
+
+
+def test_a_later_run_removes_a_killed_publish_staging_folder(tmp_path: Path) -> None:
+    cwd, cache = tmp_path / "cwd", tmp_path / "cache"
+    leftover = cwd / "run" / ".dataset.staging-killed9"
+    (leftover / "data").mkdir(parents=True)
+    (leftover / "data" / "half.parquet").write_bytes(b"PAR1 half")
+    proc = _cli([*FAKE, "hydra.run.dir=run"], cwd, cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not leftover.exists()
     assert _stray(tmp_path) == []

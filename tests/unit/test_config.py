@@ -94,3 +94,53 @@ def test_config_saved_openai_config_holds_no_key(monkeypatch):
     with open_dict(cfg):
         del cfg["hydra"]
     assert "sk-secret-123" not in OmegaConf.to_yaml(cfg, resolve=True)
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ("seed=-1", r"seed must be >= 0, but got -1"),
+    ("scale.num_personas=99999999999999999999", r"scale\.num_personas must be at most 100,000,000"),
+    ("scale.num_personas=50000000", r"scale\.num_personas must be at most ~[\d,]+ on this machine .* GiB available"),
+    ("models.generator.timeout_s=-1", r"models\.generator\.timeout_s must be in \(0, 86400\], but got -1"),
+    ("models.generator.num_retries=-1", r"models\.generator\.num_retries must be an integer in \[0, 100\], but got -1"),
+    ("models.generator.top_p=5", r"models\.generator\.top_p must be in \(0, 1\], but got 5"),
+    ("stage.enrich.candidate_factor=-1", r"stage\.enrich\.candidate_factor must be in \[1, 1000\], but got -1"),
+    ("cache.size_limit_gb=0", r"cache\.size_limit_gb must be in \(0, 1e\+06\], but got 0"),
+    ("cache.retry_failures=-1", r"cache\.retry_failures must be an integer in \[0, 100\]"),
+    ("stage.judge.variants=[]", r"stage\.judge\.variants must be a non-empty list"),
+    ("stage.questions.filters=[min_word]", r"stage\.questions\.filters\[0\] must be one of .*'min_word'"),
+    ("+scale.personas=3", r"config key scale\.personas must be a key of persona_gen's config schema"),
+    ("+models.generator.api_key=abc", r"config key models\.generator\.api_key must be a key"),
+    ("+shard.extra=1", r"config key shard\.extra"),
+    ("models.generator.api_key_env=sk-abcdefghijklmnop1234", r"api_key_env must be the NAME of an environment "
+                                                            r"variable.*not shown"),
+    ("publish.token_env=hf_abcdefghijklmnopqrstuv", r"publish\.token_env must be the NAME"),
+    ("annotate.port=70000", r"annotate\.port must be an integer in \[0, 65535\]"),
+    ("optimize.dev_fraction=1.5", r"optimize\.dev_fraction must be in \(0, 1\)"),
+    ("bench.pass_at_k.max_k=99", r"bench\.pass_at_k\.max_k must be an integer in \[1, 16\]"),
+])
+def test_validate_refuses_each_bad_value_in_one_line(override, match):
+    from persona_gen.pipeline import check
+
+    cfg = _compose([override])
+    with pytest.raises(ConfigError, match=match) as info:
+        check(cfg)  # the config's values (validate) and the step graph with each step's settings
+    assert "\n" not in str(info.value)
+    assert "sk-abcdefghijklmnop1234" not in str(info.value) and "hf_abcdefghijklmnopqrstuv" not in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["shard.count=abc", "cache.size_limit_gb=abc", "stage.judge.variant=[direct]",
+                                      "sampler.num_personas=3", "run_name=x", "stage.enrich.candidate_factr=2",
+                                      "bench.pass_at_k.num_sample=3", "annotate.prot=1", "publish.rows_per_shrad=1"])
+def test_compose_refuses_unknown_keys_and_wrong_types(override):
+    from hydra.errors import HydraException
+
+    with pytest.raises(HydraException):
+        _compose([override])
+
+
+def test_every_group_has_a_typed_schema():
+    cfg = _compose([])
+    for key in ("scale", "models.generator", "models.judge", "paths", "sampler", "stage.enrich", "stage.questions",
+                "stage.feedback", "stage.judge", "cache", "publish", "shard", "bench", "annotate", "optimize"):
+        node = OmegaConf.select(cfg, key)
+        assert OmegaConf.get_type(node).__module__.startswith("persona_gen."), key

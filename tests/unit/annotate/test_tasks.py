@@ -39,11 +39,15 @@ def test_annotate_default_config_matches_its_schema(tmp_path):
 
 
 def test_checked_group_rejects_a_misspelt_key(tmp_path):
+    from omegaconf import OmegaConf
+
     cfg = compose(tmp_path / "out", tmp_path / "cache")
-    with open_dict(cfg):
-        cfg.annotate.num_persona = 3
+    # The composed group is typed now (the schema refuses the key as it is set); a plain copy reaches checked_group.
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(plain):
+        plain.annotate.num_persona = 3
     with pytest.raises(ConfigError, match=r"annotate.num_persona must be valid for AnnotateConfig"):
-        checked_group(cfg, "annotate", AnnotateConfig)
+        checked_group(plain, "annotate", AnnotateConfig)
 
 
 def test_run_export_requires_a_dataset_dir(tmp_path):
@@ -113,3 +117,22 @@ def test_run_import_summary_says_why_human_kappa_is_none(exported, tmp_path):
     assert line.endswith("mean kappa None  (not computed: 1 rater(s); it needs at least two raters on shared items; "
                          "serve the page with annotate.raters_per_item=2 (or more) and have at least that many "
                          "raters per persona, so that items are labeled by several people)")
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("rater_id,task_id,choice,justification\nr1,t1,a,caf\xe9 au lait\n".encode("cp1252"),
+     r"label file labels\.csv must be UTF-8 text \(CSV\), but got \"byte 0xe9 .*labels\.csv:2\); "
+     r"save it as 'CSV UTF-8'"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe",
+     r"label file labels\.csv must be (UTF-8 text|a CSV text file)"),
+])
+def test_labels_in_another_encoding_or_binary_are_one_line_with_file_and_line(content, match, tmp_path):
+    from persona_gen.annotate.labels import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_bytes(content)
+    from persona_gen.annotate.errors import AnnotationError
+
+    with pytest.raises(AnnotationError, match=match) as info:
+        read_labels([path], {"t1"})
+    assert "\n" not in str(info.value)

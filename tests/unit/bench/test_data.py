@@ -69,3 +69,12 @@ def test_select_pairs_rejects_a_split_without_questions(tmp_path):
     data = load_bench_data(write_dataset(tmp_path / "dataset", questions=[("q-1", "Why?", "train")]))
     with pytest.raises(ConfigError, match=r"questions of split 'held_out' must be >= 1, but got 0 .*split=all"):
         select_pairs(data.personas, data.questions, split="held_out")
+
+
+def test_load_bench_data_names_a_truncated_parquet_file(tmp_path):
+    dataset = write_dataset(tmp_path / "dataset")
+    part = sorted((dataset / "data" / "personas").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:200])
+    with pytest.raises(ConfigError, match=rf"dataset file {part.name} must be a readable parquet file, but got ['\"].*"
+                                          rf"\(truncated or not parquet\)['\"] \(.*{part.name}\); regenerate"):
+        load_bench_data(dataset)

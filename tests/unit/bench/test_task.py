@@ -259,8 +259,9 @@ def test_run_bench_subgroup_and_leave_one_out_small_samples_are_flagged(full_run
 
 def test_run_bench_intersectionality_with_no_member_says_so_and_draws_nothing(tmp_path):
     cfg = compose_bench(tmp_path, [*SMALL, "bench.mode=output_only", "bench.analyses=[eval,intersectionality]",
-                                   "~bench.intersectionality.filters",
-                                   "+bench.intersectionality.filters={nobody: {age: {op: '>', value: 500}}}"])
+                                   *(f"~bench.intersectionality.filters.{name}"
+                                     for name in ("women_65_and_over", "men_under_30", "graduate_degree")),
+                                   "+bench.intersectionality.filters.nobody={age: {op: '>', value: 500}}"])
     result = run_bench(cfg)
     assert result.scores["intersectionality"]["output_only"]["filters"]["nobody"]["n"] == 0
     assert not (result.output_dir / "intersectionality.png").exists()

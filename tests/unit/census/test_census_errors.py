@@ -95,7 +95,8 @@ def test_parse_source_spec_unknown_persona_key_raises(source_config) -> None:
 
 
 def test_sample_personas_where_matching_nobody_raises(demo: CensusSource) -> None:
-    with pytest.raises(CensusError, match=r"where expression matches no person record.*state takes e\.g\."):
+    with pytest.raises(CensusError, match=r"where expression matches no person record.*state of this source is one "
+                                          r"of \['Vermont', 'Wyoming'\]"):
         demo.sample(10, seed=0, where="state in ['Hawaii']")
 
 
@@ -106,7 +107,8 @@ def test_sample_personas_unparsable_where_raises(demo: CensusSource) -> None:
 
 @pytest.mark.parametrize("count", [0, -3])
 def test_sample_personas_count_below_one_raises(demo: CensusSource, count: int) -> None:
-    with pytest.raises(CensusError, match=r"sampler\.num_personas must be an integer >= 1, but got"):
+    with pytest.raises(CensusError, match=r"census sample size \(scale\.num_personas x stage\.enrich\.candidate_fac"
+                                          r"tor.* must be an integer >= 1, but got"):
         demo.sample(count, seed=0)
 
 
@@ -146,5 +148,41 @@ def test_load_source_truncated_csv_raises(tmp_path: Path, source_config, wyoming
     path = tmp_path / "csv_pwy.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("psam_p56.csv", text.getvalue()[: len(text.getvalue()) // 2])  # cut mid-record
-    with pytest.raises(CensusError, match=r"census data file cannot be parsed.*csv_pwy\.zip/psam_p56\.csv.*truncated"):
+    with pytest.raises(CensusError, match=r"census data file('s last row| cannot be parsed).*"
+                       r"csv_pwy\.zip/psam_p56\.csv.*truncated"):
         load_source(source_config([path]))
+
+
+def _wyoming_bytes() -> bytes:
+    from tests.helpers import read_wyoming_csv
+
+    return read_wyoming_csv().to_csv(index=False).encode()
+
+
+class _Spec:
+    origin = "source.yaml"
+    record_id = ("SERIALNO", "SPORDER")
+    household = None
+
+
+def test_non_utf8_census_bytes_name_the_file_and_line() -> None:
+    import io
+
+    from persona_gen.census.reader import _read_one
+
+    lines = _wyoming_bytes().split(b"\n")
+    lines[40] = lines[40].replace(b",", b",\xe9", 1)  # a latin-1 byte in data row 40 (line 41)
+    with pytest.raises(CensusError, match=r"census data file must be UTF-8 .*byte 0xe9 .*\(psam_p56\.csv line 41\)"):
+        _read_one("psam_p56.csv", io.BytesIO(b"\n".join(lines)), _Spec(), ("SERIALNO", "AGEP"))
+
+
+def test_census_file_cut_mid_row_says_so_with_the_line() -> None:
+    import io
+
+    from persona_gen.census.reader import _read_one
+
+    data = _wyoming_bytes().rstrip(b"\n")[:-7]
+    rows = data.count(b"\n")
+    with pytest.raises(CensusError, match=rf"last row must be \d+ fields like the header, but got '\d+ fields and no "
+                                          rf"line end \(the file is cut mid-row\)' \(psam_p56\.csv line {rows + 1}\)"):
+        _read_one("psam_p56.csv", io.BytesIO(data), _Spec(), ("SERIALNO", "AGEP"))

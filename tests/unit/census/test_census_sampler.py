@@ -181,7 +181,8 @@ def test_six_state_where_selects_hawaii(six_states: CensusSource) -> None:
                                   "nist_excerpt.yaml"])
 def test_sampler_config_parses(name: str) -> None:
     config = read_config_file(CONF / name)
-    assert {"num_personas", "where", "quotas", "source"} <= set(config)
+    assert {"where", "quotas", "source"} <= set(config)
+    assert "num_personas" not in config  # read by nothing: scale.num_personas is the count
     spec = load_source(config).spec if isinstance(config["source"], str) else parse_source_spec(config)
     assert spec.files and spec.dictionaries and spec.columns
 

@@ -69,3 +69,104 @@ def test_transaction_commits_together_and_rolls_back_on_interrupt(tmp_path):
     assert cache.get("c") is None  # an interrupted batch is recomputed next run, never half-written
     with CallCache(None, enabled=False).transaction():
         pass
+
+
+class _FailingTransact:
+    """A diskcache transaction whose COMMIT hits a corrupt page, as SQLite reports it."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        raise self.exc
+
+
+@pytest.mark.parametrize("error", ["malformed", "locked", "full"])
+def test_sqlite_error_at_commit_sets_the_cache_aside_and_the_run_goes_on(tmp_path, error, caplog):
+    import sqlite3
+
+    exc = {"malformed": sqlite3.DatabaseError("database disk image is malformed"),
+           "locked": sqlite3.OperationalError("database is locked"),
+           "full": sqlite3.OperationalError("database or disk is full")}[error]
+    cache = CallCache(tmp_path / "c")
+    cache._cache.transact = lambda: _FailingTransact(exc)
+    with cache.transaction():
+        cache.set("a", {"outputs": {"x": 1}, "failure": None})
+    assert "cache:" in caplog.text and str(exc) in caplog.text
+    # The run goes on: reads and writes work (on a fresh cache after corruption, uncached otherwise).
+    cache.set("b", {"outputs": {"x": 2}, "failure": None})
+    with cache.transaction():
+        cache.get("b")
+    cache.close()
+    if error == "malformed":
+        assert (tmp_path / "c" / "cache.db.corrupt").exists()
+        assert cache.get("b") is None or cache.get("b") == {"outputs": {"x": 2}, "failure": None}
+
+
+def test_sqlite_error_on_read_sets_the_cache_aside(tmp_path, caplog):
+    import sqlite3
+
+    cache = CallCache(tmp_path / "c")
+
+    def broken_get(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    cache._cache.get = broken_get
+    assert cache.get("k") is None
+    assert cache.set_aside == 1 and "malformed" in caplog.text
+    cache.set("k", {"outputs": {}, "failure": None})  # a fresh cache takes it
+    assert cache.get("k") == {"outputs": {}, "failure": None}
+
+
+def test_cache_that_cannot_be_opened_runs_uncached(tmp_path, monkeypatch, caplog):
+    import sqlite3
+
+    import diskcache
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(diskcache, "Cache", locked)
+    cache = CallCache(tmp_path / "c")
+    cache.set("k", {"outputs": {}, "failure": None})
+    assert cache.get("k") is None
+    with cache.transaction():
+        pass
+    assert "without a cache" in caplog.text
+
+
+def test_read_only_cache_dir_is_one_config_error(tmp_path, monkeypatch):
+    import os
+
+    from persona_gen.core.cache import check_cache_dir
+    from persona_gen.core.errors import ConfigError
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    # A read-only mount (root can write a chmod 555 folder, so the test asks os.access as a mount would answer).
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
+    with pytest.raises(ConfigError, match=r"cache\.dir .*ro/cache must be a folder this user can write, but got "
+                                          r"'.*not writable.*cache=disabled"):
+        check_cache_dir(ro / "cache")
+    check_cache_dir(tmp_path / "rw" / "cache")  # a folder still to be made below a writable one is fine
+
+
+def test_a_write_that_fails_inside_a_transaction_sets_aside_once(tmp_path, caplog):
+    import sqlite3
+
+    cache = CallCache(tmp_path / "c")
+
+    def broken_set(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    cache._cache.set = broken_set
+    with cache.transaction():
+        cache.set("a", {"outputs": {"x": 1}, "failure": None})  # sets the database aside mid-transaction
+        cache.set("b", {"outputs": {"x": 2}, "failure": None})  # lands in the fresh cache
+    # The old transaction's COMMIT fails on the closed handle: that must not set the fresh cache aside too.
+    assert cache.set_aside == 1
+    assert cache.get("b") == {"outputs": {"x": 2}, "failure": None}

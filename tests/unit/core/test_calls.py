@@ -167,3 +167,80 @@ def test_calls_leave_no_dspy_history(tmp_path, io):
     assert all(r.ok for r in results) and client.engine.calls == 10
     assert len(GLOBAL_HISTORY) == before
     assert client.lm.history == []
+
+
+def _server_like(concurrency=1):
+    """The fake LM standing in for a server: its answers may change between runs, so recorded failures retry."""
+    import dataclasses
+
+    return dataclasses.replace(_client(concurrency), deterministic=False)
+
+
+def test_recorded_parse_failure_is_retried_on_a_rerun_and_counted(tmp_path):
+    client = _server_like()
+    client.engine.fail_when = lambda prompt: "age: 3" in prompt  # a server fault: HTTP 200, broken body
+    first = Caller(client, CallCache(tmp_path), progress=False)
+    assert sum(not r.ok for r in first.map("judge", dspy.Predict(JudgeInVoice), _inputs(5))) == 1
+    client.engine.fail_when = None  # the server is healthy again
+    calls = client.engine.calls
+    again = Caller(client, CallCache(tmp_path), progress=False)
+    results = again.map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    assert all(r.ok for r in results)
+    assert client.engine.calls == calls + 1  # only the failed one is called again
+    stats = again.stats["judge"].as_dict()
+    assert (stats["failures_retried"], stats["failures_from_cache"], stats["failures"]) == (1, 0, 0)
+
+
+def test_recorded_failure_retries_are_bounded_by_retry_failures(tmp_path):
+    client = _server_like()
+    client.engine.fail_when = lambda prompt: "age: 3" in prompt  # a failure that persists
+    calls = []
+    for _ in range(4):
+        before = client.engine.calls
+        caller = Caller(client, CallCache(tmp_path, retry_failures=2), progress=False)
+        caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+        calls.append(client.engine.calls - before)
+    assert calls == [5, 1, 1, 0]  # the first run, two retries, then the failure is final
+    assert caller.stats["judge"].failures_from_cache == 1 and caller.stats["judge"].retried == 0
+
+
+def test_retry_failures_zero_makes_recorded_failures_final(tmp_path):
+    client = _server_like()
+    client.engine.fail_when = lambda prompt: "age: 3" in prompt
+    Caller(client, CallCache(tmp_path, retry_failures=0), progress=False).map(
+        "judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    client.engine.fail_when = None
+    calls = client.engine.calls
+    caller = Caller(client, CallCache(tmp_path, retry_failures=0), progress=False)
+    results = caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    assert client.engine.calls == calls and sum(not r.ok for r in results) == 1
+
+
+def test_deterministic_lm_failures_are_not_retried(tmp_path):
+    client = _client(1)  # the fake is in-process: a retry would only repeat the same answer
+    client.engine.fail_when = lambda prompt: "age: 3" in prompt
+    Caller(client, CallCache(tmp_path), progress=False).map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    calls = client.engine.calls
+    caller = Caller(client, CallCache(tmp_path), progress=False)
+    caller.map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    assert client.engine.calls == calls
+    assert caller.stats["judge"].failures_from_cache == 1
+
+
+def test_parse_failure_message_names_expected_fields_and_raw_answer(tmp_path):
+    client = _client(1)
+    client.engine.fail_when = lambda prompt: "age: 3" in prompt
+    results = Caller(client, CallCache(tmp_path), progress=False).map("judge", dspy.Predict(JudgeInVoice), _inputs(5))
+    message = next(r.failure.message for r in results if not r.ok)
+    assert "expected fields ['preferred']" in message
+    assert "raw answer 'this is not json" in message
+
+
+def test_call_stats_round_trip_and_merge():
+    from persona_gen.core.calls import CallStats
+
+    a = CallStats(3, 2, 1, {"parse": 1}, 1, 0)
+    b = CallStats.from_dict(a.as_dict())
+    b.merge(CallStats.from_dict({"lm_calls": 1, "cache_hits": 0, "failures": 0, "failures_by_kind": {}}))
+    assert b.as_dict() == {"lm_calls": 4, "cache_hits": 2, "failures": 1, "failures_by_kind": {"parse": 1},
+                           "failures_retried": 1, "failures_from_cache": 0}

@@ -117,3 +117,82 @@ def test_proxy_from_the_environment_is_resolved_once(monkeypatch):
     assert AsyncOpenAICompatibleEngine("http://10.1.2.3:8000/v1", "m").proxy == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "10.1.2.3")
     assert OpenAICompatibleEngine("http://10.1.2.3:8000/v1", "m").proxy is None
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dead_server_fails_the_endpoint_check_in_seconds():
+    import time
+
+    from persona_gen.core.errors import ConfigError
+    from persona_gen.core.http_engine import check_endpoint
+
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"LM server http://127\.0\.0\.1:\d+/v1 must be reachable .*but got "
+                                          r"'.*(refused|Connect).*models\.generator\.base_url, role generator.*start "
+                                          r"the server"):
+        check_endpoint(url, role="generator", timeout_s=60)
+    assert time.perf_counter() - start < 5
+
+
+def test_endpoint_check_passes_a_live_server(stub_server):
+    from persona_gen.core.http_engine import check_endpoint
+
+    server = stub_server()
+    check_endpoint(server.base_url, role="judge", api_key="sk-test", api_key_env="KEY")
+    assert server.authorization["Bearer sk-test"] == 1
+
+
+@pytest.fixture
+def auth_server():
+    """A loopback server that answers every request with HTTP 401, as a server wanting a key does."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _deny(self):
+            body = b'{"error": {"message": "Invalid API key", "type": "auth"}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _deny  # noqa: N815 (http.server names)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_401_names_the_unset_api_key_variable(auth_server):
+    from persona_gen.core.errors import ConfigError
+    from persona_gen.core.http_engine import check_endpoint
+
+    with pytest.raises(ConfigError, match=r"must be to accept this run's key, but got 'HTTP 401: Invalid API key'.*"
+                                          r"\$MY_UNSET_KEY, which is unset or empty: export MY_UNSET_KEY="):
+        check_endpoint(auth_server, role="generator", api_key="", api_key_env="MY_UNSET_KEY")
+
+
+def test_401_during_a_call_names_the_variable_not_the_key(auth_server):
+    from dspy import lm15
+
+    from persona_gen.core.http_engine import OpenAICompatibleEngine
+
+    engine = OpenAICompatibleEngine(auth_server, "m", api_key="sk-secret-value-123", api_key_env="MY_KEY")
+    with pytest.raises(lm15.AuthError) as info:
+        engine._answer(401, None, b'{"error": {"message": "Invalid API key"}}')
+    assert "$MY_KEY" in str(info.value) and "sk-secret-value-123" not in str(info.value)

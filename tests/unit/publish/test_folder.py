@@ -145,3 +145,48 @@ def test_publish_conf_groups_have_the_same_keys():
 
 def test_publish_folder_paths_are_inside_the_folder(published):
     assert all(Path(p).is_relative_to(published.folder) for p in published.files)
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files_under(folder)}
+
+
+def test_a_later_publish_removes_what_a_killed_one_left(tmp_path, context):
+    import fcntl
+    import os
+    import time
+
+    folder = tmp_path / "dataset"
+    publish_folder(make_tables(), folder, context=context, publish_cfg=DRY)
+    before = _bytes(folder)
+    dead = tmp_path / ".dataset.staging-killed"  # a kill -9 mid-write: nobody holds it
+    (dead / "data").mkdir(parents=True)
+    (dead / "data" / "x.parquet").write_bytes(b"half")
+    live = tmp_path / ".dataset.staging-live"  # another run writing right now: it holds its lock
+    live.mkdir()
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    old = tmp_path / ".dataset.old-killed"
+    (old / "x").mkdir(parents=True)
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    try:
+        publish_folder(make_tables(), folder, context=context, publish_cfg=DRY)
+        assert not dead.exists() and not old.exists()
+        assert live.exists()
+    finally:
+        os.close(fd)
+    assert _bytes(folder) == before
+
+
+def test_a_dataset_moved_aside_by_a_killed_swap_is_moved_back(tmp_path, context):
+    from persona_gen.publish.hub import clean_leftovers
+
+    folder = tmp_path / "dataset"
+    publish_folder(make_tables(), folder, context=context, publish_cfg=DRY)
+    before = _bytes(folder)
+    old = tmp_path / ".dataset.old-killed"
+    old.mkdir()
+    folder.rename(old / "x")  # killed between the two renames of the swap
+    clean_leftovers(folder)
+    assert _bytes(folder) == before and not old.exists()
