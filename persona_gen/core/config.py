@@ -91,6 +91,8 @@ class RunConfig:
     optimize: Any = None
     annotate: Any = None
     pipeline: Any = None
+    # task=plan's assumptions and latencies (conf/plan/; checked by persona_gen.pipeline.plan).
+    plan: Any = None
 
 
 def register_configs() -> None:

@@ -1,8 +1,10 @@
-"""Hydra launchers: sharded runs on the joblib launcher merge into the bytes of one run; sweeps on the basic one.
+"""Hydra launchers: sharded runs merge into the bytes of one run on every launcher that runs here for real.
 
-Both go through the installed ``persona-gen`` console script with the fake LM. The Slurm and Ray launcher configs
-shipped in ``conf/hydra/launcher/`` need plugins that are not installed here: they are parsed, checked to name
-their plugin, and composed against stand-ins of the plugins' base configs.
+Each test goes through the installed ``persona-gen`` console script with the fake LM: the joblib launcher, the
+submitit launcher's local executor (``hydra/launcher=submitit_local``: the Slurm plugin's code path, with local
+processes in place of Slurm jobs) and the Ray launcher on a one-machine Ray that the test starts (the shipped
+``ray_shards`` config with ``ray.init.address=null``). The Slurm config (``slurm_shards``) needs a Slurm cluster:
+it is parsed, checked to name its plugin, and composed with the installed plugin's base config.
 """
 
 from __future__ import annotations
@@ -48,26 +50,67 @@ def _parquet_bytes(dataset: Path) -> dict[str, bytes]:
     return {str(p.relative_to(dataset)): p.read_bytes() for p in sorted(dataset.rglob("*.parquet"))}
 
 
-def test_joblib_shards_then_merge_equal_one_unsharded_run(tmp_path: Path) -> None:
+CONTENT = [*FAKE, "scale.chunk_personas=1"]  # tiny has 2 personas: one chunk per shard
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory) -> Path:
+    """One unsharded run of CONTENT with its own cache (made from scratch): what every launcher's merge must equal."""
+    root = tmp_path_factory.mktemp("unsharded")
+    _cli(["hydra.run.dir=run", *CONTENT], root, root / "cache")
+    return root / "run"
+
+
+def _shards_then_merge(tmp_path: Path, launcher: list[str], count: int = 2) -> Path:
+    """``count`` shards through ``launcher`` sharing only the parts dir, then ``task=merge``; the merged run dir.
+
+    The shards of one multirun share a node-local cache folder (``PERSONA_GEN_CACHE_DIR``), as shards on one
+    machine do; the merge gets an empty one of its own (it makes no LM call).
+    """
+    parts, shards = tmp_path / "parts", tmp_path / "shards"
+    _cli(["-m", f"shard.index=range(0,{count})", f"shard.count={count}", f"shard.parts_dir={parts}",
+          *launcher, "hydra.sweep.dir=sweep", *CONTENT], shards, tmp_path / "shard_cache")
+    assert sorted(p.name for p in (parts / "stats").glob("*.json")) == [f"part-{i:06d}.json" for i in range(2)]
+    for i in range(count):
+        assert not (shards / "sweep" / str(i) / "dataset").exists()  # shards write parts, only the merge publishes
+    _cli(["task=merge", f"shard.count={count}", f"shard.parts_dir={parts}", "hydra.run.dir=merged", *CONTENT],
+         shards, tmp_path / "merge_cache")
+    return shards / "merged"
+
+
+def _assert_same_dataset(merged: Path, one: Path) -> None:
+    assert _manifest(merged)["content_hash"] == _manifest(one)["content_hash"]
+    assert _parquet_bytes(merged / "dataset") == _parquet_bytes(one / "dataset")
+    assert _manifest(merged)["rows"] == _manifest(one)["rows"]
+
+
+def test_joblib_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    content = [*FAKE, "scale.chunk_personas=1"]  # tiny has 2 personas: one chunk per shard
-    parts = tmp_path / "parts"
-    shards = tmp_path / "shards"
-    _cli(["-m", "shard.index=0,1", "shard.count=2", f"shard.parts_dir={parts}", "hydra/launcher=joblib",
-          "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep", *content], shards, tmp_path / "shard_cache")
-    assert sorted(p.name for p in (parts / "stats").glob("*.json")) == ["part-000000.json", "part-000001.json"]
-    assert not (shards / "sweep" / "0" / "dataset").exists()  # shards write parts, only the merge publishes
-    assert "JoblibLauncher" in (shards / "sweep" / "multirun.yaml").read_text()
+    merged = _shards_then_merge(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    assert "JoblibLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
+    _assert_same_dataset(merged, unsharded)
 
-    _cli(["task=merge", "shard.count=2", f"shard.parts_dir={parts}", "hydra.run.dir=merged", *content], shards,
-         tmp_path / "shard_cache")
-    single = tmp_path / "single"
-    _cli(["hydra.run.dir=run", *content], single, tmp_path / "single_cache")  # its own cache: made from scratch
 
-    merged, one = _manifest(shards / "merged"), _manifest(single / "run")
-    assert merged["content_hash"] == one["content_hash"]
-    assert _parquet_bytes(shards / "merged" / "dataset") == _parquet_bytes(single / "run" / "dataset")
-    assert merged["rows"] == one["rows"]
+def test_submitit_local_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    merged = _shards_then_merge(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                                           "hydra.launcher.cpus_per_task=1"])
+    sweep = tmp_path / "shards" / "sweep"
+    assert "LocalLauncher" in (sweep / "multirun.yaml").read_text()
+    # submitit ran each shard as its own job: one result pickle and log per shard in its folder.
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2
+    _assert_same_dataset(merged, unsharded)
+
+
+def test_ray_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    pytest.importorskip("ray")
+    # The shipped config, on a one-machine Ray started by the launcher (address null), sized for a small machine.
+    merged = _shards_then_merge(tmp_path, [
+        "hydra/launcher=ray_shards", "hydra.launcher.ray.init.address=null", "hydra.launcher.ray.remote.num_cpus=1",
+        "+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"])
+    assert "RayLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
+    _assert_same_dataset(merged, unsharded)
 
 
 def test_basic_launcher_sweep_over_seeds_makes_two_datasets(tmp_path: Path) -> None:
