@@ -11,6 +11,8 @@ $(BIN)/persona-gen: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# The Ray launcher plugin without its pins: they clash with dspy's (cloudpickle<3 vs >=3.1.2; pyproject.toml).
+	$(BIN)/pip install -q --no-deps 'hydra-ray-launcher==1.2.2'
 	touch $@
 
 install: $(BIN)/persona-gen

@@ -124,13 +124,15 @@ def test_basic_launcher_sweep_over_seeds_makes_two_datasets(tmp_path: Path) -> N
         assert manifest["content_hash"] in proc.stdout
 
 
-# -- launcher configs for more than one machine (plugins not installed here) ------------------------------------
+# -- the shipped launcher configs for clusters -------------------------------------------------------------------
 
 LAUNCHERS = {
-    # shipped config: (the plugin's base config it extends, the plugin's launcher class, a pip package)
+    # shipped config: (the plugin's base config it extends, the plugin's launcher class, its config module, a pip
+    # package)
     "slurm_shards": ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-                     "hydra-submitit-launcher"),
-    "ray_shards": ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "hydra-ray-launcher"),
+                     "hydra_plugins.hydra_submitit_launcher.config", "hydra-submitit-launcher"),
+    "ray_shards": ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",
+                   "hydra_plugins.hydra_ray_launcher._config", "hydra-ray-launcher"),
 }
 
 
@@ -140,48 +142,38 @@ def _shipped(name: str) -> Path:
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
 def test_shipped_launcher_config_names_its_plugin(name: str) -> None:
-    base, target, package = LAUNCHERS[name]
+    base, target, _, package = LAUNCHERS[name]
     text = _shipped(name).read_text()
     config = yaml.safe_load(text)
     assert config["defaults"] == [base, "_self_"]
     assert config["_target_"] == target
-    assert f"pip install {package}" in text  # the file says what to install
+    assert "pip install" in text and package in text  # the file says what to install
     assert "shard.parts_dir" in text and "task=merge" in text
 
 
-@pytest.fixture
-def plugin_stand_ins():
-    """The plugins' base launcher configs as plain nodes in Hydra's ConfigStore; removed afterwards."""
-    from hydra.core.config_store import ConfigStore
-
-    launchers = ConfigStore.instance().repo.setdefault("hydra", {}).setdefault("launcher", {})
-    added = []
-    for base, target, _ in LAUNCHERS.values():
-        if f"{base}.yaml" not in launchers:  # a real plugin, where installed, is used as it is
-            ConfigStore.instance().store(group="hydra/launcher", name=base, node={"_target_": target},
-                                         provider="test_launchers")
-            added.append(f"{base}.yaml")
-    yield
-    for key in added:
-        launchers.pop(key, None)
-
-
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
-def test_shipped_launcher_config_composes_as_hydra_launcher(name: str, plugin_stand_ins) -> None:
+def test_shipped_launcher_config_composes_on_the_installed_plugin(name: str) -> None:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     from persona_gen.core.config import register_configs
 
+    base, target, config_module, _ = LAUNCHERS[name]
+    pytest.importorskip(config_module)  # registers the plugin's base configs in Hydra's ConfigStore
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_module("persona_gen.conf", version_base="1.3"):
         cfg = compose("config", overrides=[f"hydra/launcher={name}", *[f"model@{a}" for a in FAKE[:2]]],
                       return_hydra_config=True)
+        plain = compose("config", overrides=[f"hydra/launcher={base}", *[f"model@{a}" for a in FAKE[:2]]],
+                        return_hydra_config=True)
     GlobalHydra.instance().clear()
     launcher = cfg.hydra.launcher
-    assert launcher._target_ == LAUNCHERS[name][1]
+    assert launcher._target_ == target
     shipped = yaml.safe_load(_shipped(name).read_text())
     for key, value in shipped.items():
         if key != "defaults":
             assert launcher[key] == value, key
+    # Everything else is the plugin's own default: the file extends the base config, it does not replace it.
+    for key in set(plain.hydra.launcher) - set(shipped):
+        assert launcher[key] == plain.hydra.launcher[key], key
