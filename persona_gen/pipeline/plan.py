@@ -298,9 +298,9 @@ def format_plan(plan: Plan) -> list[str]:
     c = plan.counts
     q = c.get("questions") or {}
     qu = c["questions_used"]
-    lines = [f"plan (no LM call made): {c['personas']} personas x {c['pairs_per_persona']} pairs = {c['pairs']} "
-             f"pairs; questions kept {q.get('kept', '?')}{'' if q.get('exact', True) else ' (est.)'}, used by the "
-             f"pairs {qu['count']}{'' if qu['exact'] else ' (est.)'}", ""]
+    lines = [f"plan (no LM call made): {c['personas']:,} personas x {c['pairs_per_persona']:,} pairs = "
+             f"{c['pairs']:,} pairs; questions kept {q.get('kept', '?')}{'' if q.get('exact', True) else ' (est.)'}, "
+             f"used by the pairs {qu['count']:,}{'' if qu['exact'] else ' (est.)'}", ""]
     body = [[r["step"], r["scope"], r["stage"], r["signature"], r["role"], f"{r['calls']:,}",
              "exact" if r["exact"] else "est.", _human(r["prompt_tokens"]), _human(r["completion_tokens"]),
              _human(r["completion_tokens_max"])] for r in plan.steps]
