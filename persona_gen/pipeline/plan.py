@@ -36,7 +36,7 @@ from persona_gen.core.planning import (
     tokens,
     typical_outputs,
 )
-from persona_gen.core.steps import Ref
+from persona_gen.core.steps import Ref, Step
 from persona_gen.pipeline.graph import Pipeline
 
 __all__ = ["Plan", "PlanResult", "plan_run", "run_plan"]
@@ -221,9 +221,24 @@ def plan_run(cfg: DictConfig, *, known: Mapping[str, int] | None = None) -> Plan
     rows: list[dict[str, Any]] = []
     batches: list[tuple[str, tuple[int, ...]]] = []
     roles: dict[str, dict[str, Any]] = {}
+    unplanned: list[str] = []
     for name in pipeline.order:
         step = pipeline.steps[name]
-        for call in step.planned_calls(ctx):
+        planned = step.planned_calls(ctx)
+        if not planned and step.needs_role and type(step).planned_calls is Step.planned_calls:
+            # A step class of the user's that calls a model but says nothing of its calls: say so, count nothing.
+            rows.append({"step": name, "scope": step.scope, "stage": name, "role": str(step.role),
+                         "model": str(cfg.models[step.role].name) if step.role in cfg.models else "?",
+                         "signature": "?", "calls": 0, "exact": False,
+                         "note": f"{type(step).__name__} plans no calls: its LM calls are not counted (give the "
+                                 "class a planned_calls method, see persona_gen.core.steps.Step)",
+                         "prompt_tokens_per_call": 0, "completion_tokens_per_call": 0, "prompt_tokens": 0,
+                         "completion_tokens": 0, "completion_tokens_max": 0})
+            if step.role in roles:
+                roles[str(step.role)]["exact"] = False
+            unplanned.append(str(step.role))
+            continue
+        for call in planned:
             mcfg = _model_cfg(cfg, call)
             max_tokens, concurrency = int(mcfg.max_tokens), max(1, int(mcfg.concurrency))
             prompt = tokens(prompt_chars(call.module, call.inputs), cpt)
@@ -240,7 +255,7 @@ def plan_run(cfg: DictConfig, *, known: Mapping[str, int] | None = None) -> Plan
                                                 "completion_tokens": 0, "completion_tokens_max": 0, "exact": True})
             for key in ("calls", "prompt_tokens", "completion_tokens", "completion_tokens_max"):
                 role[key] += rows[-1][key]
-            role["exact"] = role["exact"] and call.exact
+            role["exact"] = role["exact"] and call.exact and call.role not in unplanned
     latencies = sorted({float(settings["latency_s"]), *settings["latencies_s"]})
     wall: dict[str, dict[str, float]] = {}
     for lat in latencies:

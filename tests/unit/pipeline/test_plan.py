@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from persona_gen.core.errors import ConfigError
+from persona_gen.core.steps import Step
 from persona_gen.pipeline import run
 from persona_gen.pipeline.plan import plan_run, run_plan
 from tests.helpers import compose_run
@@ -36,11 +37,16 @@ def _measured(manifest: dict, dataset: Path) -> dict[str, int]:
             "questions.used": feedback["question_id"].nunique()}
 
 
-@pytest.fixture(scope="module", params=["tiny", "demo"])
+SCALES = {"tiny": ["scale=tiny"], "demo": ["scale=demo"],
+          # questions drafted by the LM (one DraftQuestions call per topic) before the controversy filter
+          "tiny-generated": ["scale=tiny", "stage/questions=generated"]}
+
+
+@pytest.fixture(scope="module", params=sorted(SCALES))
 def fake_run(request, tmp_path_factory):
     """A real run on the fake LM at one scale: (overrides, manifest, dataset dir)."""
     root = tmp_path_factory.mktemp(f"plan-{request.param}")
-    overrides = [*FAKE, f"scale={request.param}"]
+    overrides = [*FAKE, *SCALES[request.param]]
     result = run(compose_run(root / "run", root / "cache", overrides))
     return overrides, result.manifest, result.dataset_dir
 
@@ -60,8 +66,8 @@ def test_plan_from_the_config_alone_is_exact_where_it_says_so(fake_run, tmp_path
     actual = _actual(manifest)
     planned = plan.calls_by_stage()
     assert set(planned) == set(actual)
-    exact = {row["stage"] for row in plan.steps if row["exact"]}
-    assert {"critique", "revision", "judge_direct", "judge_chain_of_thought", "questions"} <= exact
+    exact = {row["stage"] for row in plan.steps if row["exact"]} - {r["stage"] for r in plan.steps if not r["exact"]}
+    assert {"critique", "revision", "judge_direct", "judge_chain_of_thought"} <= exact
     for stage in exact:
         assert planned[stage] == actual[stage], stage
     for stage in set(planned) - exact:  # estimates: the answers per question used, and what hangs on LM verdicts
@@ -152,3 +158,23 @@ def test_plan_rejects_a_bad_setting_in_one_line(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         plan_run(cfg)
     assert "\n" not in str(info.value)
+
+
+class Unplanned(Step):
+    """A user's step that calls a model in run_rows but declares no planned_calls."""
+
+    needs_role = True
+    outputs = ("score",)
+
+    def required_inputs(self) -> tuple[str, ...]:
+        return ("answer",)
+
+
+def test_plan_names_a_step_that_calls_a_model_without_planning_its_calls(tmp_path):
+    overrides = [*FAKE, "scale=tiny", f"+pipeline.steps.mine._target_={__name__}.Unplanned",
+                 "+pipeline.steps.mine.role=judge", "+pipeline.steps.mine.inputs.answer=revision.revision"]
+    plan = plan_run(compose_run(tmp_path / "plan", tmp_path / "cache", overrides))
+    [row] = [r for r in plan.steps if r["step"] == "mine"]
+    assert row["calls"] == 0 and not row["exact"] and "Unplanned plans no calls" in row["note"]
+    assert plan.roles["judge"]["exact"] is False  # the judge's total misses them
+    assert "Unplanned plans no calls" in "\n".join(plan.summary_lines())
