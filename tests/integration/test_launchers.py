@@ -61,21 +61,22 @@ def unsharded(tmp_path_factory) -> Path:
     return root / "run"
 
 
-def _shards_then_merge(tmp_path: Path, launcher: list[str], count: int = 2) -> Path:
-    """``count`` shards through ``launcher`` sharing only the parts dir, then ``task=merge``; the merged run dir.
+def _shards_then_merge(tmp_path: Path, launcher: list[str], count: int = 2) -> tuple[Path, str]:
+    """``count`` shards through ``launcher`` sharing only the parts dir, then ``task=merge``: the merged run dir and
+    what the multirun printed.
 
     The shards of one multirun share a node-local cache folder (``PERSONA_GEN_CACHE_DIR``), as shards on one
     machine do; the merge gets an empty one of its own (it makes no LM call).
     """
     parts, shards = tmp_path / "parts", tmp_path / "shards"
-    _cli(["-m", f"shard.index=range(0,{count})", f"shard.count={count}", f"shard.parts_dir={parts}",
-          *launcher, "hydra.sweep.dir=sweep", *CONTENT], shards, tmp_path / "shard_cache")
+    proc = _cli(["-m", f"shard.index=range(0,{count})", f"shard.count={count}", f"shard.parts_dir={parts}",
+                 *launcher, "hydra.sweep.dir=sweep", *CONTENT], shards, tmp_path / "shard_cache")
     assert sorted(p.name for p in (parts / "stats").glob("*.json")) == [f"part-{i:06d}.json" for i in range(2)]
     for i in range(count):
         assert not (shards / "sweep" / str(i) / "dataset").exists()  # shards write parts, only the merge publishes
     _cli(["task=merge", f"shard.count={count}", f"shard.parts_dir={parts}", "hydra.run.dir=merged", *CONTENT],
          shards, tmp_path / "merge_cache")
-    return shards / "merged"
+    return shards / "merged", proc.stdout + proc.stderr
 
 
 def _assert_same_dataset(merged: Path, one: Path) -> None:
@@ -86,15 +87,15 @@ def _assert_same_dataset(merged: Path, one: Path) -> None:
 
 def test_joblib_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    merged = _shards_then_merge(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    merged, _ = _shards_then_merge(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
     assert "JoblibLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
     _assert_same_dataset(merged, unsharded)
 
 
 def test_submitit_local_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    merged = _shards_then_merge(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-                                           "hydra.launcher.cpus_per_task=1"])
+    merged, _ = _shards_then_merge(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                                              "hydra.launcher.cpus_per_task=1"])
     sweep = tmp_path / "shards" / "sweep"
     assert "LocalLauncher" in (sweep / "multirun.yaml").read_text()
     # submitit ran each shard as its own job: one result pickle and log per shard in its folder.
@@ -106,10 +107,11 @@ def test_ray_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     pytest.importorskip("ray")
     # The shipped config, on a one-machine Ray started by the launcher (address null), sized for a small machine.
-    merged = _shards_then_merge(tmp_path, [
+    merged, printed = _shards_then_merge(tmp_path, [
         "hydra/launcher=ray_shards", "hydra.launcher.ray.init.address=null", "hydra.launcher.ray.remote.num_cpus=1",
         "+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"])
     assert "RayLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
+    assert "Ray Launcher is launching 2 jobs" in printed  # the plugin's own log line: Ray ran the shards
     _assert_same_dataset(merged, unsharded)
 
 
