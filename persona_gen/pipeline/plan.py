@@ -250,7 +250,9 @@ def plan_run(cfg: DictConfig, *, known: Mapping[str, int] | None = None) -> Plan
                          "prompt_tokens": prompt * call.calls, "completion_tokens": completion * call.calls,
                          "completion_tokens_max": max_tokens * call.calls})
             batches.append((call.role, call.batches if call.batches is not None else (int(call.calls),)))
-            role = roles.setdefault(call.role, {"model": str(mcfg.name), "concurrency": concurrency,
+            endpoint = f"{mcfg.kind}:{mcfg.name}" + (f"@{mcfg.base_url}" if mcfg.get("base_url") else "")
+            role = roles.setdefault(call.role, {"model": str(mcfg.name), "endpoint": endpoint,
+                                                "concurrency": concurrency,
                                                 "max_tokens": max_tokens, "calls": 0, "prompt_tokens": 0,
                                                 "completion_tokens": 0, "completion_tokens_max": 0, "exact": True})
             for key in ("calls", "prompt_tokens", "completion_tokens", "completion_tokens_max"):
@@ -261,7 +263,12 @@ def plan_run(cfg: DictConfig, *, known: Mapping[str, int] | None = None) -> Plan
     for lat in latencies:
         busy = {r: v["calls"] * lat / v["concurrency"] for r, v in roles.items()}
         barrier = sum(math.ceil(b / roles[r]["concurrency"]) * lat for r, bs in batches for b in bs)
+        # Roles on one endpoint (same model and server) that cannot take both roles' calls at once add up.
+        shared: dict[str, float] = {}
+        for r, b in busy.items():
+            shared[roles[r]["endpoint"]] = shared.get(roles[r]["endpoint"], 0.0) + b
         wall[f"{lat:g}"] = {"streaming": max(busy.values(), default=0.0), "barrier": float(barrier),
+                            "streaming_one_queue_per_endpoint": max(shared.values(), default=0.0),
                             **{f"busy_{r}": b for r, b in busy.items()}}
     for v in roles.values():
         v["busy_s"] = v["calls"] * float(settings["latency_s"]) / v["concurrency"]
@@ -308,6 +315,15 @@ def _table(header: list[str], body: list[list[str]], right: set[int]) -> list[st
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
 
 
+def _shared_endpoints(plan: Plan) -> dict[str, list[str]]:
+    """Endpoints that more than one role with calls points at."""
+    by_endpoint: dict[str, list[str]] = {}
+    for role, v in plan.roles.items():
+        if v["calls"]:
+            by_endpoint.setdefault(v["endpoint"], []).append(role)
+    return {e: names for e, names in by_endpoint.items() if len(names) > 1}
+
+
 def format_plan(plan: Plan) -> list[str]:
     """The plan as text tables: steps, model roles, wall time per latency."""
     c = plan.counts
@@ -327,8 +343,15 @@ def format_plan(plan: Plan) -> list[str]:
              _duration(v["busy_s"])] for role, v in plan.roles.items()]
     lines += ["", *_table(["role", "model", "concurrency", "calls", "prompt tok", "compl. tok", "compl. max",
                            f"busy at {lat:g} s/call"], body, {2, 3, 4, 5, 6, 7})]
-    body = [[f"{k} s", _duration(v["streaming"]), _duration(v["barrier"])] for k, v in plan.wall_s.items()]
-    lines += ["", *_table(["latency/call", "wall, streaming", "wall, barrier"], body, {1, 2})]
+    sharing = _shared_endpoints(plan)
+    body = [[f"{k} s", _duration(v["streaming"]), _duration(v["barrier"]),
+             *([_duration(v["streaming_one_queue_per_endpoint"])] if sharing else [])] for k, v in plan.wall_s.items()]
+    lines += ["", *_table(["latency/call", "wall, streaming", "wall, barrier",
+                           *(["wall, one queue per endpoint"] if sharing else [])], body, {1, 2, 3})]
+    for endpoint, names in sharing.items():
+        lines.append(f"roles {', '.join(names)} call one endpoint ({endpoint}): if it cannot serve their "
+                     "concurrency at once (an in-process model, a server at capacity), their busy times add up: "
+                     "'one queue per endpoint'")
     notes = [f"  {r['step']}: {r['note']}" for r in plan.steps if r["note"]]
     for key in ("questions", "questions_used"):
         if (c.get(key) or {}).get("note"):

@@ -115,6 +115,11 @@ def test_plan_wall_time_is_calls_times_latency_over_concurrency(tmp_path):
                                                   plan.wall_s["0.5"]["busy_judge"])
     # Waves of at most `concurrency` calls, one step after another: never faster than every endpoint kept full.
     assert plan.wall_s["0.5"]["barrier"] >= plan.wall_s["0.5"]["streaming"]
+    # Both roles call the same fake model: queued on one endpoint their busy times add up.
+    assert plan.wall_s["0.5"]["streaming_one_queue_per_endpoint"] == pytest.approx(
+        plan.wall_s["0.5"]["busy_generator"] + plan.wall_s["0.5"]["busy_judge"])
+    apart = plan_run(compose_run(tmp_path / "plan2", tmp_path / "cache", [*overrides, "models.judge.name=other"]))
+    assert apart.wall_s["0.5"]["streaming_one_queue_per_endpoint"] == apart.wall_s["0.5"]["streaming"]
 
 
 def test_plan_prompt_tokens_are_those_of_the_rendered_prompt(fake_caller):
