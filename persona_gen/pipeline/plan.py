@@ -116,7 +116,9 @@ class Plan:
                                                "max_tokens); completion_tokens_max: calls x max_tokens",
                           "wall_s": "streaming: max over roles of calls x latency / concurrency (every endpoint "
                                     "kept busy); barrier: each step's calls in waves of concurrency, one step after "
-                                    "another, chunk by chunk"}}
+                                    "another, chunk by chunk; streaming_one_queue_per_endpoint: roles on one "
+                                    "endpoint add their busy times; config.sharded (shard.count > 1): the global "
+                                    "steps once, then the largest shard, each shard with its own concurrency"}}
 
     def summary_lines(self) -> list[str]:
         return format_plan(self)
@@ -272,9 +274,35 @@ def plan_run(cfg: DictConfig, *, known: Mapping[str, int] | None = None) -> Plan
                             **{f"busy_{r}": b for r, b in busy.items()}}
     for v in roles.values():
         v["busy_s"] = v["calls"] * float(settings["latency_s"]) / v["concurrency"]
+    shard_count = int((cfg.get("shard") or {}).get("count", 1))
     config = {"config_hash": config_hash(cfg), "num_personas": int(cfg.scale.num_personas),
-              "chunk_personas": ctx.chunk_personas, "shard_count": int((cfg.get("shard") or {}).get("count", 1))}
+              "chunk_personas": ctx.chunk_personas, "shard_count": shard_count}
+    if shard_count > 1:
+        config["sharded"] = _sharded(rows, roles, latencies, shard_count, ctx)
     return Plan(counts=counts, steps=rows, roles=roles, wall_s=wall, settings=settings, config=config)
+
+
+def _sharded(rows: list[dict[str, Any]], roles: dict[str, dict[str, Any]], latencies: list[float], count: int,
+             ctx: PlanContext) -> dict[str, Any]:
+    """Streaming wall time of ``count`` shards, each with every role's concurrency of its own: the global steps
+    once (the first shard or ``task=prepare``; the others wait), then the largest shard's persona chunks."""
+    personas = int(ctx.rows.get("persona", 0))
+    chunks = math.ceil(personas / ctx.chunk_personas) if personas else 0
+    largest = min(personas, math.ceil(chunks / count) * ctx.chunk_personas) if chunks else 0
+    share = largest / personas if personas else 0.0
+    global_calls: dict[str, int] = {}
+    shard_calls: dict[str, float] = {}
+    for row in rows:
+        if row["scope"] in ("run", "question"):
+            global_calls[row["role"]] = global_calls.get(row["role"], 0) + row["calls"]
+        else:
+            shard_calls[row["role"]] = shard_calls.get(row["role"], 0.0) + row["calls"] * share
+    out: dict[str, Any] = {"shards": count, "chunks": chunks, "largest_shard_personas": largest, "wall_s": {}}
+    for lat in latencies:
+        first = max((n * lat / roles[r]["concurrency"] for r, n in global_calls.items()), default=0.0)
+        then = max((n * lat / roles[r]["concurrency"] for r, n in shard_calls.items()), default=0.0)
+        out["wall_s"][f"{lat:g}"] = {"global": first, "largest_shard": then, "total": first + then}
+    return out
 
 
 def run_plan(cfg: DictConfig) -> PlanResult:
@@ -352,6 +380,14 @@ def format_plan(plan: Plan) -> list[str]:
         lines.append(f"roles {', '.join(names)} call one endpoint ({endpoint}): if it cannot serve their "
                      "concurrency at once (an in-process model, a server at capacity), their busy times add up: "
                      "'one queue per endpoint'")
+    sharded = plan.config.get("sharded")
+    if sharded:
+        body = [[f"{k} s", _duration(v["global"]), _duration(v["largest_shard"]), _duration(v["total"])]
+                for k, v in sharded["wall_s"].items()]
+        lines += ["", f"shard.count={sharded['shards']}: {sharded['chunks']} chunks of {plan.config['chunk_personas']} "
+                  f"personas, the largest shard {sharded['largest_shard_personas']} personas; each shard with every "
+                  "role's concurrency of its own (streaming)",
+                  *_table(["latency/call", "global steps, once", "largest shard", "wall"], body, {1, 2, 3})]
     notes = [f"  {r['step']}: {r['note']}" for r in plan.steps if r["note"]]
     for key in ("questions", "questions_used"):
         if (c.get(key) or {}).get("note"):

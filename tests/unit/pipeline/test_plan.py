@@ -183,3 +183,21 @@ def test_plan_names_a_step_that_calls_a_model_without_planning_its_calls(tmp_pat
     assert row["calls"] == 0 and not row["exact"] and "Unplanned plans no calls" in row["note"]
     assert plan.roles["judge"]["exact"] is False  # the judge's total misses them
     assert "Unplanned plans no calls" in "\n".join(plan.summary_lines())
+
+
+def test_plan_of_shards_pays_the_global_steps_once_then_the_largest_shard(tmp_path):
+    overrides = [*FAKE, "scale=demo", "scale.chunk_personas=1", "shard.count=3", "plan.latency_s=1",
+                 "plan.latencies_s=[]", "models.judge.name=other"]
+    plan = plan_run(compose_run(tmp_path / "plan", tmp_path / "cache", overrides))
+    sharded = plan.config["sharded"]
+    assert (sharded["chunks"], sharded["largest_shard_personas"]) == (4, 2)  # 4 personas over 3 shards: 2, 1, 1
+    conc = {r: v["concurrency"] for r, v in plan.roles.items()}
+    calls = {(r["role"], r["scope"] in ("run", "question")): 0 for r in plan.steps}
+    for r in plan.steps:
+        calls[(r["role"], r["scope"] in ("run", "question"))] += r["calls"]
+    wall = sharded["wall_s"]["1"]
+    assert wall["global"] == pytest.approx(max(calls.get((r, True), 0) / conc[r] for r in conc))
+    assert wall["largest_shard"] == pytest.approx(max(calls.get((r, False), 0) / 2 / conc[r] for r in conc))
+    assert wall["total"] == pytest.approx(wall["global"] + wall["largest_shard"])
+    assert wall["total"] < plan.wall_s["1"]["streaming"] + wall["global"]
+    assert "shard.count=3" in "\n".join(plan.summary_lines())
