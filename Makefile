@@ -13,6 +13,8 @@ $(BIN)/persona-gen: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@echo "installed: $$($(BIN)/persona-gen --version)"
+	# The Ray launcher plugin without its pins: they clash with dspy's (cloudpickle<3 vs >=3.1.2; pyproject.toml).
+	$(BIN)/pip install -q --no-deps 'hydra-ray-launcher==1.2.2'
 	touch $@
 
 install: $(BIN)/persona-gen

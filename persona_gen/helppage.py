@@ -21,6 +21,7 @@ TASK_HELP: dict[str, str] = {
     "annotate_serve": "serve the labeling page on 127.0.0.1 (annotate.tasks_dir=<export>/annotation)",
     "annotate_import": "import labels; human-vs-human and human-vs-judge agreement (annotate.labels=[...])",
     "optimize": "compile the persona judge with DSPy on labeled items (optimize.optimizer=...)",
+    "plan": "what a run will cost, no LM call: calls per step and model, tokens, wall time (plan.latency_s=...)",
 }
 
 # One line per config group; the options' lines come from their files.
@@ -39,6 +40,7 @@ GROUP_HELP: dict[str, str] = {
     "bench": "PERSONA Bench analyses (task=bench)",
     "annotate": "human annotation (task=annotate_*)",
     "optimize": "judge optimization (task=optimize)",
+    "plan": "cost estimates of task=plan (latency per call, typical lengths)",
     "experiment": "presets that override several groups",
     "paths": "where runs, cache and shared data live",
     "local": "your machine's own overrides (optional conf/local/default.yaml)",

@@ -351,6 +351,8 @@ class RunConfig:
     annotate: Any = field(default_factory=lambda: _annotate_schema()())
     # The declared step graph (conf/pipeline/), checked by its own validator; free-form here until it has a schema.
     pipeline: Any = None
+    # task=plan's assumptions and latencies (conf/plan/; checked by persona_gen.pipeline.plan).
+    plan: Any = None
 
 
 def register_configs() -> None:

@@ -256,6 +256,11 @@ class Step:
         """The card's "made by" cell: the role's model id, or what the step is when it calls no model."""
         return runtime.client(self.role).model_id if self.role else "rules (no LM)"
 
+    def planned_calls(self, plan: Any) -> list[Any]:
+        """The LM calls this step will make (``persona_gen.core.planning.PlannedCall`` s), from the config alone
+        (``plan``: a ``PlanContext``); ``task=plan`` sums them. A step that calls no model plans none."""
+        return []
+
     # -- execution ----------------------------------------------------------------------------------------------
 
     def run_once(self, ctx: StepContext, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -372,6 +377,15 @@ class LMStep(Step):
             self._module = (dspy.Predict(self.signature) if self.module_kind == "predict"
                             else dspy.ChainOfThought(self.signature))
         return self._module
+
+    def planned_calls(self, plan: Any) -> list[Any]:
+        """One call per row of the step's scope (the first ``max_rows_per_persona`` pairs of each persona)."""
+        from persona_gen.core.planning import PlannedCall
+
+        label = self.signature.__name__ + ("" if self.module_kind == "predict" else f" ({self.module_kind})")
+        return [PlannedCall(self.name, str(self.role), plan.scope_rows(self), self.module(), plan.inputs_for(self),
+                            exact=plan.exact(self.scope), batches=plan.batches(self), label=label,
+                            note="" if plan.exact(self.scope) else f"one per {self.scope} used (estimated)")]
 
     def calls(self, row: Row) -> list[Call]:
         return [Call(self.name, self.module(), row.inputs, str(self.role), desc=str(self.spec.get("desc") or ""))]

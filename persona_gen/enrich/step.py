@@ -70,6 +70,36 @@ class EnrichStep(Step):
                     f"models.{self.role} (server up, base_url, api_key_env)"))
         return {"personas": enriched.personas, "rejections": enriched}
 
+    def planned_calls(self, plan: Any) -> list[Any]:
+        """Details for each candidate that reaches the LM, a consistency verdict for each written persona.
+
+        Candidates replace rejected ones until ``num_personas`` are kept, so the counts are estimates:
+        ``num_personas / (1 - plan.enrich_drop_rate)`` (the paper dropped about 8.5%); exactly ``num_personas``
+        when nothing is rejected. ``enrich.candidates`` / ``enrich.written`` in ``plan.known`` replace them.
+        """
+        import math
+
+        from persona_gen.core.planning import PlannedCall
+        from persona_gen.core.records import LM_KEYS, PERSONA_KEYS
+        from persona_gen.enrich.stage import ConsistencyChecker, PersonaEnricher
+
+        want = int(self.cfg.scale.num_personas)
+        drop = plan.assumption("enrich_drop_rate", 0.085)
+        estimate = math.ceil(want / (1.0 - drop)) if drop < 1 else want
+        note = f"estimate: {want} personas / (1 - drop rate {drop:g})"
+        calls, exact = plan.measured(f"{self.name}.candidates", estimate)
+        categories = ", ".join(str(c) for c in list(self.settings.categories)[: int(self.settings.num_categories)])
+        census_psycho = tuple(k for k in PERSONA_KEYS if k not in LM_KEYS)
+        out = [PlannedCall("enrich", str(self.role), calls, PersonaEnricher(),
+                           {"persona": plan.persona_text(census_psycho), "categories": categories},
+                           exact=exact, note="" if exact else note, batches=(calls,))]
+        if self.settings.get("consistency_check", True):
+            written, exact_w = plan.measured(f"{self.name}.written", calls)
+            out.append(PlannedCall("consistency", str(self.role), written, ConsistencyChecker(),
+                                   {"persona": plan.persona_text()}, exact=exact and exact_w,
+                                   note="" if exact and exact_w else note, batches=(written,)))
+        return out
+
     def info(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         enriched = outputs["rejections"]
         reasons = Counter(r.reason for r in enriched.rejections)

@@ -39,6 +39,26 @@ class AssignStep(Step):
             seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
             seed=self.seed())}
 
+    def planned_rows_per_persona(self) -> int:
+        """Pairs of each persona: train + seen-test + unseen-test rows."""
+        scale = self.settings
+        return int(scale.train_rows_per_persona) + int(scale.test_seen_per_persona) + \
+            int(scale.test_unseen_per_persona)
+
+    def planned_questions_used(self, num_personas: int, train: int, held_out: int) -> float:
+        """Expected distinct questions the pairs use: each persona draws k of T train questions (and u of H held
+        out) without replacement, independently, so a question goes unused with probability (1 - k/T)^P."""
+        scale = self.settings
+        k = int(scale.train_rows_per_persona) + int(scale.test_seen_per_persona)
+        u = int(scale.test_unseen_per_persona)
+
+        def used(total: int, drawn: int) -> float:
+            if total <= 0 or drawn <= 0:
+                return 0.0
+            return total * (1.0 - (1.0 - min(drawn, total) / total) ** num_personas)
+
+        return used(train, k) + used(held_out, u)
+
 
 def _words(text: str) -> int:
     return len(str(text).split())
@@ -113,6 +133,18 @@ class CandidatesStep(Step):
         from persona_gen.signatures import AnswerQuestion
 
         return [AnswerQuestion] if self._configs() else []
+
+    def planned_calls(self, plan: Any) -> list[Any]:
+        """Each extra candidate generator answers every question the pairs use (estimated like the answer step)."""
+        from persona_gen.core.planning import PlannedCall
+        from persona_gen.signatures import AnswerQuestion
+
+        calls = int(plan.rows.get("question", 0))
+        exact = plan.exact("question")
+        return [PlannedCall(f"candidate_{name}", f"candidate:{name}", calls, AnswerQuestion,
+                            {"question": plan.question_text()}, exact=exact, model_cfg=mcfg, batches=(calls,),
+                            note="" if exact else "one per question used (estimated)")
+                for name, mcfg in self._configs()]
 
     def run_once(self, ctx: StepContext, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         from persona_gen.feedback.stage import run_candidates

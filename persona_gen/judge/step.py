@@ -56,6 +56,21 @@ class PairwiseJudgeStep(Step):
 
         return load_judges(path)
 
+    def planned_calls(self, plan: Any) -> list[Any]:
+        """Per variant, two calls (both orders) for each of the first ``max_rows_per_persona`` pairs of a persona."""
+        from persona_gen.core.planning import PlannedCall
+        from persona_gen.judge.stage import PersonaJudge
+
+        rows = plan.scope_rows(self)
+        typical = plan.inputs_for(self)
+        inputs = {"persona": typical["persona"], "question": typical["question"],
+                  "first_answer": typical["original"], "second_answer": typical["revision"]}
+        loaded = self.judges() or {}
+        return [PlannedCall(f"{self.name}_{v}", str(self.role), rows * len(ORDERS), loaded.get(v) or PersonaJudge(v),
+                            inputs, exact=plan.exact(self.scope), batches=plan.batches(self, len(ORDERS)),
+                            label=f"JudgeInVoice ({v})")
+                for v in self.variants()]
+
     def _judge(self, variant: str) -> Any:
         """The judge module of a variant, made (or loaded from ``program_path``) once: its identity keys the cache."""
         if getattr(self, "_judges", None) is None:

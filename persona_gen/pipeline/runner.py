@@ -68,7 +68,7 @@ class RunResult:
 
 
 # Keys that do not change what a run makes: where files live, how it is split or published, other tasks.
-_NOT_CONTENT = ("paths", "shard", "publish", "task", "cache", "bench", "optimize", "annotate", "hydra")
+_NOT_CONTENT = ("paths", "shard", "publish", "task", "cache", "bench", "optimize", "annotate", "hydra", "plan")
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -1,8 +1,10 @@
-"""Hydra launchers: sharded runs on the joblib launcher merge into the bytes of one run; sweeps on the basic one.
+"""Hydra launchers: sharded runs merge into the bytes of one run on every launcher that runs here for real.
 
-Both go through the installed ``persona-gen`` console script with the fake LM. The Slurm and Ray launcher configs
-shipped in ``conf/hydra/launcher/`` need plugins that are not installed here: they are parsed, checked to name
-their plugin, and composed against stand-ins of the plugins' base configs.
+Each test goes through the installed ``persona-gen`` console script with the fake LM: the joblib launcher, the
+submitit launcher's local executor (``hydra/launcher=submitit_local``: the Slurm plugin's code path, with local
+processes in place of Slurm jobs) and the Ray launcher on a one-machine Ray that the test starts (the shipped
+``ray_shards`` config with ``ray.init.address=null``). The Slurm config (``slurm_shards``) needs a Slurm cluster:
+it is parsed, checked to name its plugin, and composed with the installed plugin's base config.
 """
 
 from __future__ import annotations
@@ -48,26 +50,69 @@ def _parquet_bytes(dataset: Path) -> dict[str, bytes]:
     return {str(p.relative_to(dataset)): p.read_bytes() for p in sorted(dataset.rglob("*.parquet"))}
 
 
-def test_joblib_shards_then_merge_equal_one_unsharded_run(tmp_path: Path) -> None:
+CONTENT = [*FAKE, "scale.chunk_personas=1"]  # tiny has 2 personas: one chunk per shard
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory) -> Path:
+    """One unsharded run of CONTENT with its own cache (made from scratch): what every launcher's merge must equal."""
+    root = tmp_path_factory.mktemp("unsharded")
+    _cli(["hydra.run.dir=run", *CONTENT], root, root / "cache")
+    return root / "run"
+
+
+def _shards_then_merge(tmp_path: Path, launcher: list[str], count: int = 2) -> tuple[Path, str]:
+    """``count`` shards through ``launcher`` sharing only the parts dir, then ``task=merge``: the merged run dir and
+    what the multirun printed.
+
+    The shards of one multirun share a node-local cache folder (``PERSONA_GEN_CACHE_DIR``), as shards on one
+    machine do; the merge gets an empty one of its own (it makes no LM call).
+    """
+    parts, shards = tmp_path / "parts", tmp_path / "shards"
+    proc = _cli(["-m", f"shard.index=range(0,{count})", f"shard.count={count}", f"shard.parts_dir={parts}",
+                 *launcher, "hydra.sweep.dir=sweep", *CONTENT], shards, tmp_path / "shard_cache")
+    assert sorted(p.name for p in (parts / "stats").glob("*.json")) == [f"part-{i:06d}.json" for i in range(2)]
+    for i in range(count):
+        assert not (shards / "sweep" / str(i) / "dataset").exists()  # shards write parts, only the merge publishes
+    _cli(["task=merge", f"shard.count={count}", f"shard.parts_dir={parts}", "hydra.run.dir=merged", *CONTENT],
+         shards, tmp_path / "merge_cache")
+    return shards / "merged", proc.stdout + proc.stderr
+
+
+def _assert_same_dataset(merged: Path, one: Path) -> None:
+    assert _manifest(merged)["content_hash"] == _manifest(one)["content_hash"]
+    assert _parquet_bytes(merged / "dataset") == _parquet_bytes(one / "dataset")
+    assert _manifest(merged)["rows"] == _manifest(one)["rows"]
+
+
+def test_joblib_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    content = [*FAKE, "scale.chunk_personas=1"]  # tiny has 2 personas: one chunk per shard
-    parts = tmp_path / "parts"
-    shards = tmp_path / "shards"
-    _cli(["-m", "shard.index=0,1", "shard.count=2", f"shard.parts_dir={parts}", "hydra/launcher=joblib",
-          "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep", *content], shards, tmp_path / "shard_cache")
-    assert sorted(p.name for p in (parts / "stats").glob("*.json")) == ["part-000000.json", "part-000001.json"]
-    assert not (shards / "sweep" / "0" / "dataset").exists()  # shards write parts, only the merge publishes
-    assert "JoblibLauncher" in (shards / "sweep" / "multirun.yaml").read_text()
+    merged, _ = _shards_then_merge(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    assert "JoblibLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
+    _assert_same_dataset(merged, unsharded)
 
-    _cli(["task=merge", "shard.count=2", f"shard.parts_dir={parts}", "hydra.run.dir=merged", *content], shards,
-         tmp_path / "shard_cache")
-    single = tmp_path / "single"
-    _cli(["hydra.run.dir=run", *content], single, tmp_path / "single_cache")  # its own cache: made from scratch
 
-    merged, one = _manifest(shards / "merged"), _manifest(single / "run")
-    assert merged["content_hash"] == one["content_hash"]
-    assert _parquet_bytes(shards / "merged" / "dataset") == _parquet_bytes(single / "run" / "dataset")
-    assert merged["rows"] == one["rows"]
+def test_submitit_local_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    merged, _ = _shards_then_merge(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                                              "hydra.launcher.cpus_per_task=1"])
+    sweep = tmp_path / "shards" / "sweep"
+    assert "LocalLauncher" in (sweep / "multirun.yaml").read_text()
+    # submitit ran each shard as its own job: one result pickle and log per shard in its folder.
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2
+    _assert_same_dataset(merged, unsharded)
+
+
+def test_ray_shards_then_merge_equal_one_unsharded_run(tmp_path: Path, unsharded: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    pytest.importorskip("ray")
+    # The shipped config, on a one-machine Ray started by the launcher (address null), sized for a small machine.
+    merged, printed = _shards_then_merge(tmp_path, [
+        "hydra/launcher=ray_shards", "hydra.launcher.ray.init.address=null", "hydra.launcher.ray.remote.num_cpus=1",
+        "+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false"])
+    assert "RayLauncher" in (tmp_path / "shards" / "sweep" / "multirun.yaml").read_text()
+    assert "Ray Launcher is launching 2 jobs" in printed  # the plugin's own log line: Ray ran the shards
+    _assert_same_dataset(merged, unsharded)
 
 
 def test_basic_launcher_sweep_over_seeds_makes_two_datasets(tmp_path: Path) -> None:
@@ -81,13 +126,15 @@ def test_basic_launcher_sweep_over_seeds_makes_two_datasets(tmp_path: Path) -> N
         assert manifest["content_hash"] in proc.stdout
 
 
-# -- launcher configs for more than one machine (plugins not installed here) ------------------------------------
+# -- the shipped launcher configs for clusters -------------------------------------------------------------------
 
 LAUNCHERS = {
-    # shipped config: (the plugin's base config it extends, the plugin's launcher class, a pip package)
+    # shipped config: (the plugin's base config it extends, the plugin's launcher class, its config module, a pip
+    # package)
     "slurm_shards": ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-                     "hydra-submitit-launcher"),
-    "ray_shards": ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher", "hydra-ray-launcher"),
+                     "hydra_plugins.hydra_submitit_launcher.config", "hydra-submitit-launcher"),
+    "ray_shards": ("ray", "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",
+                   "hydra_plugins.hydra_ray_launcher._config", "hydra-ray-launcher"),
 }
 
 
@@ -97,48 +144,38 @@ def _shipped(name: str) -> Path:
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
 def test_shipped_launcher_config_names_its_plugin(name: str) -> None:
-    base, target, package = LAUNCHERS[name]
+    base, target, _, package = LAUNCHERS[name]
     text = _shipped(name).read_text()
     config = yaml.safe_load(text)
     assert config["defaults"] == [base, "_self_"]
     assert config["_target_"] == target
-    assert f"pip install {package}" in text  # the file says what to install
+    assert "pip install" in text and package in text  # the file says what to install
     assert "shard.parts_dir" in text and "task=merge" in text
 
 
-@pytest.fixture
-def plugin_stand_ins():
-    """The plugins' base launcher configs as plain nodes in Hydra's ConfigStore; removed afterwards."""
-    from hydra.core.config_store import ConfigStore
-
-    launchers = ConfigStore.instance().repo.setdefault("hydra", {}).setdefault("launcher", {})
-    added = []
-    for base, target, _ in LAUNCHERS.values():
-        if f"{base}.yaml" not in launchers:  # a real plugin, where installed, is used as it is
-            ConfigStore.instance().store(group="hydra/launcher", name=base, node={"_target_": target},
-                                         provider="test_launchers")
-            added.append(f"{base}.yaml")
-    yield
-    for key in added:
-        launchers.pop(key, None)
-
-
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
-def test_shipped_launcher_config_composes_as_hydra_launcher(name: str, plugin_stand_ins) -> None:
+def test_shipped_launcher_config_composes_on_the_installed_plugin(name: str) -> None:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     from persona_gen.core.config import register_configs
 
+    base, target, config_module, _ = LAUNCHERS[name]
+    pytest.importorskip(config_module)  # registers the plugin's base configs in Hydra's ConfigStore
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_module("persona_gen.conf", version_base="1.3"):
         cfg = compose("config", overrides=[f"hydra/launcher={name}", *[f"model@{a}" for a in FAKE[:2]]],
                       return_hydra_config=True)
+        plain = compose("config", overrides=[f"hydra/launcher={base}", *[f"model@{a}" for a in FAKE[:2]]],
+                        return_hydra_config=True)
     GlobalHydra.instance().clear()
     launcher = cfg.hydra.launcher
-    assert launcher._target_ == LAUNCHERS[name][1]
+    assert launcher._target_ == target
     shipped = yaml.safe_load(_shipped(name).read_text())
     for key, value in shipped.items():
         if key != "defaults":
             assert launcher[key] == value, key
+    # Everything else is the plugin's own default: the file extends the base config, it does not replace it.
+    for key in set(plain.hydra.launcher) - set(shipped):
+        assert launcher[key] == plain.hydra.launcher[key], key

@@ -21,6 +21,7 @@ GROUPS = {
     "bench": "bench",
     "annotate": "annotate",
     "optimize": "optimize",
+    "plan": "plan",
     "sampler": "sampler",
     "experiment": "experiment",
     "stage/enrich": "stage/enrich",
