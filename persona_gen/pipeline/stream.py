@@ -95,8 +95,9 @@ class _Stream:
         questions = len({a.question.question_id for a in prep.pairs})
         self.planned: dict[str, int] = {}
         for step in self.question_steps:
+            done = len(prep.question_results.get(step.name, {}))  # read from the shared run-once state
             for stage, n in calls_per_row(step).items():
-                self.planned[stage] = self.planned.get(stage, 0) + n * questions
+                self.planned[stage] = self.planned.get(stage, 0) + n * (questions - done)
         for _, lo, hi in self.todo:
             personas = prep.personas[lo:hi]
             for step in self.chunk_steps:
@@ -264,12 +265,15 @@ class _Stream:
         for step in self.question_steps:
             self.prep.question_results.setdefault(step.name, {})
         deps = {s.name: self._deps(s) for s in self.question_steps}
-        self.questions_left = len(questions) * len(self.question_steps)
+        # Question-scope results read from the shared run-once state are not made again.
+        todo = {s.name: [q for q in questions if q.question_id not in self.prep.question_results[s.name]]
+                for s in self.question_steps}
+        self.questions_left = sum(len(qs) for qs in todo.values())
         self.reporter.plan(self.reporter.answered + sum(self.planned.values()))
         for stage, total in self.planned.items():
             self.reporter.step_started(stage, total, label=str(self.labels.get(stage, stage)))
         for step in self.question_steps:
-            for q in questions:
+            for q in todo[step.name]:
                 self._add(step, Row(q.question_id, {}, question=q), None, deps[step.name])
         try:
             self.scheduler.run(self._poll)
