@@ -7,7 +7,17 @@ Sources, in this order of precedence for a key's meaning:
    schemas listed in :data:`SCHEMAS`, plus any schema registered in Hydra's ConfigStore).
 
 Types come from the schema where there is one, else from the default value; defaults are the default option's
-values (``conf/config.yaml``'s defaults list), with what the other options set beside them. Regenerate with::
+values (``conf/config.yaml``'s defaults list), with what the other options set beside them. A group whose options
+are ``# @package _global_`` (``task``, ``experiment``, ``local``) sets top-level keys, which keep their top-level
+meaning. Two kinds of group get generic rows, where ``<name>`` stands for one key and ``.*`` for the rest:
+
+- :data:`ROLE_GROUPS` mount another group once per key (``models.<role>`` is a ``model`` option): one row per
+  role, plus ``<role>`` and ``<role>.*`` (the keys are the mounted group's);
+- :data:`COLLECTIONS` are named entries (``pipeline.steps.<name>.*``, ``pipeline.tables.<name>.*``): one row per
+  key the step graph reads (docs/pipeline.md has the schema) and a list of each option's entries, instead of a row
+  per key of every preset entry.
+
+Regenerate with::
 
     python -m persona_gen.config_docs            # rewrites docs/config.md
     python -m persona_gen.config_docs --check    # exit 1 when docs/config.md is stale
@@ -30,7 +40,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMAS", "main", "render_config_docs"]
+__all__ = ["COLLECTIONS", "MEANINGS", "ROLE_GROUPS", "SCHEMAS", "main", "render_config_docs"]
 
 # Group -> "module:DataclassSchema". "" is the top level. Schemas registered in Hydra's ConfigStore are added.
 SCHEMAS: dict[str, str] = {
@@ -520,13 +530,17 @@ def _collection_rows(group: str, values: Mapping[str, Mapping[str, Any]], notes:
             entries = dict.fromkeys(k.split(".")[1] for k in values[option] if k.startswith(collection + "."))
             items = []
             for entry in entries:
+                prefix, vals = f"{collection}.{entry}.", values[option]
                 comment = notes[option][1].get(f"{collection}.{entry}", "")
-                target = values[option].get(f"{collection}.{entry}._target_")
-                kind = next((k for k in ("from", "rows", "of") if f"{collection}.{entry}.{k}" in values[option]), "")
-                what = f"`{target}`" if target else f"{kind} `{values[option][f'{collection}.{entry}.{kind}']}`" \
-                    if kind else ""
-                items.append(f"  - `{entry}`" + (f" ({what})" if what else "") + (f": {_cell(comment)}" if comment
-                                                                                    else ""))
+                kind = next((k for k in ("from", "rows", "of") if f"{prefix}{k}" in vals), "")
+                what = [f"`{vals[prefix + '_target_']}`"] if f"{prefix}_target_" in vals else \
+                    [f"{kind} `{vals[prefix + kind]}`"] if kind else []
+                what += [f"{k} {vals[prefix + k]}" for k in ("scope", "role") if f"{prefix}{k}" in vals]
+                # The entry's own commented keys (CensusStep's candidate_factor), which the generic rows cannot say.
+                keys = [f"`{k[len(prefix):]}`: {c}" for k, c in notes[option][1].items() if k.startswith(prefix)]
+                text = " ".join(part.rstrip(". ") + "." for part in [comment, *keys] if part)
+                items.append(f"  - `{entry}`" + (f" ({', '.join(what)})" if what else "")
+                             + (f": {_cell(text)}" if text else ""))
             if items:
                 listing += [f"- {collection} of `{group}={option}`:", *items]
     return rows, listing
