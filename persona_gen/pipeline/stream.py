@@ -195,9 +195,10 @@ class _Stream:
                "question_id": row.question.question_id if row.question else None,
                "pair_id": row.pair.feedback_id if row.pair else None}
 
-        def done(i: int, result: CallResult) -> None:
+        def done(i: int, result: CallResult, key: str) -> None:
             answers[i] = result
-            self.reporter.call_done(calls[i].stage, cached=result.cached, failure=result.failure, ids=ids)
+            self.reporter.call_done(calls[i].stage, cached=result.cached, failure=result.failure,
+                                    ids={"index": i, "cache_key": key[:16], **ids})
             if not result.cached:
                 self.lm_calls += 1
             left[0] -= 1
@@ -205,7 +206,7 @@ class _Stream:
                 self._set(task, step.finish(self.ctx, row, answers))
 
         for i, call in enumerate(calls):
-            self.scheduler.submit(call, lambda res, i=i: done(i, res), stats)
+            self.scheduler.submit(call, lambda res, key, i=i: done(i, res, key), stats)
 
     # -- chunks ---------------------------------------------------------------------------------------------------
 
