@@ -157,7 +157,7 @@ def _pick_categories(persona_id: str, seed: int, categories: Sequence[str], k: i
 def _ordered(attrs: Mapping[str, str]) -> dict[str, str]:
     """PERSONA's 33 keys in the released order, then any attribute a source or signature adds, in its order
     (household income conditions the psychodemographic draw only and is never an attribute)."""
-    from persona_gen.census.keys import HOUSEHOLD_INCOME
+    from persona_gen.enrich.psychodemographics import HOUSEHOLD_INCOME
 
     known = {k: attrs[k] for k in PERSONA_KEYS if k in attrs}
     return {**known, **{k: v for k, v in attrs.items() if k not in known and k != HOUSEHOLD_INCOME}}
@@ -172,7 +172,7 @@ def _table_prov(entry: Any) -> str:
 def _census_prov(cand: Persona) -> dict[str, str]:
     """Every census key says the census source; a key the candidate already traced keeps its own entry."""
     source = str(cand.provenance.get("census", "")).strip() or "unnamed source"
-    from persona_gen.census.keys import HOUSEHOLD_INCOME
+    from persona_gen.enrich.psychodemographics import HOUSEHOLD_INCOME
 
     keys = [k for k in PERSONA_KEYS if k not in PSYCHO_KEYS and k not in LM_KEYS]
     keys += [k for k in cand.attributes if k not in keys and k not in PERSONA_KEYS and k != HOUSEHOLD_INCOME]

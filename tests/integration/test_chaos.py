@@ -203,8 +203,11 @@ def test_rerun_manifest_counts_retried_and_cached_failures(recovery):
     assert recovery["rerun"].manifest["failures_from_cache"] == 0
     assert sum(s["failures_from_cache"] for s in stages.values()) == 0
     flaky = recovery["flaky"]
-    if not isinstance(flaky, Exception):  # parse failures the flaky run stored are what the rerun retried
-        assert retried >= sum(s["failures_by_kind"].get("parse", 0) for s in flaky.manifest["stages"].values())
+    if not isinstance(flaky, Exception):
+        # What the rerun retried are the parse failures the flaky run stored: at most one retry per stored failure
+        # (two calls with one cache key share a stored failure: the second may find the retried answer instead).
+        parse = sum(s["failures_by_kind"].get("parse", 0) for s in flaky.manifest["stages"].values())
+        assert 1 <= retried <= parse
 
 
 def test_chaos_429_storm_streams_through_with_bounded_deferred_retries(tmp_path):

@@ -90,7 +90,8 @@ def test_parse_source_spec_unknown_key_raises(source_config) -> None:
 def test_parse_source_spec_unknown_persona_key_raises(source_config) -> None:
     config = source_config([package_data("csv_pwy.zip")])
     config["columns"] = {"religion": "RELP"}
-    with pytest.raises(ConfigError, match=r"source\.columns key 'religion'.*census persona keys"):
+    with pytest.raises(ConfigError, match=r"source\.columns key 'religion' must be a persona attribute name that "
+                                          r"no other stage writes"):
         parse_source_spec(config)
 
 
