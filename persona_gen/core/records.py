@@ -21,10 +21,13 @@ __all__ = [
     "Failure",
     "Feedback",
     "Judgment",
+    "Pair",
     "Persona",
     "Question",
     "Record",
+    "Rejection",
     "Response",
+    "RunInfo",
     "stable_id",
 ]
 
@@ -102,6 +105,55 @@ class Question(Record):
     source: str = Field(description="Where it came from, e.g. 'prism_examples' or 'generated:<model>'.")
     cluster: str = ""
     split: Literal["train", "held_out"] = "train"
+
+
+class Pair(Record):
+    """A persona-question pair: one feedback row, and the unit every pair-scope step runs on."""
+
+    persona_id: str
+    question: Question
+    question_type: Literal["train", "test"]
+    seen: bool = Field(description="Test rows: True if the question is from the train split (seen).")
+
+    @property
+    def feedback_id(self) -> str:
+        """The pair's id: the ``feedback_id`` of its feedback row and of its judgments."""
+        return stable_id("fb", self.persona_id, self.question.question_id, self.question_type, self.seen)
+
+
+class Rejection(Record):
+    """An enriched candidate persona that was not kept, and why (the persona_rejections table)."""
+
+    persona_id: str
+    source_record_id: str
+    reason: str = Field(description="rule:<name> | inconsistent | lm_failure")
+    offending_fields: tuple[str, ...] = ()
+    message: str = ""
+    raw: str | None = None
+    failure_kind: str | None = Field(default=None, description="lm_failure only: parse | lm_error | echo | empty")
+
+
+class RunInfo(BaseModel):
+    """What the run-once steps tell the card and the manifest (``global/info.json``): one typed record.
+
+    The named fields are those every run has; each step adds its own facts (``census``, ``enrich``, ``fidelity``,
+    ``filter_counts``, ...) through ``Step.info``, kept as extra fields.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    seed: int
+    config_hash: str
+    generator: dict[str, Any]
+    judge: dict[str, Any]
+    generator_model: str
+    judge_model: str
+    embedded_model: bool
+    num_personas: int
+    chunk_personas: int
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="step, what, scope, made by: card rows")
+    inputs: list[tuple[str, str]] = Field(default_factory=list, description="(input, license) credits")
+    global_stats: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Response(Record):

@@ -28,7 +28,7 @@ import pandas as pd
 from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import signature_hash
-from persona_gen.core.records import LM_KEYS, PERSONA_KEYS, PSYCHO_KEYS, Failure, Persona
+from persona_gen.core.records import LM_KEYS, PERSONA_KEYS, PSYCHO_KEYS, Failure, Persona, Rejection
 from persona_gen.enrich import rules
 from persona_gen.enrich.render import render_attributes
 from persona_gen.signatures import CheckPersonaConsistency, Idiosyncrasies, WritePersonaDetails
@@ -95,19 +95,6 @@ class ConsistencyChecker(dspy.Module):
 
     async def aforward(self, persona: str, **kwargs: Any) -> dspy.Prediction:
         return await self.predict.acall(persona=persona, **kwargs)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A candidate persona that was not kept, and why."""
-
-    persona_id: str
-    source_record_id: str
-    reason: str  # rule:<name> | inconsistent | lm_failure
-    offending_fields: tuple[str, ...]
-    message: str
-    raw: str | None = None
-    failure_kind: str | None = None  # lm_failure only: parse | lm_error | echo | empty
 
 
 @dataclass
@@ -336,8 +323,9 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
             if fired:
                 name, fields = fired
                 values = "; ".join(f"{k}: {cand.attributes.get(k, '')}" for k in fields)
-                result.rejections.append(Rejection(cand.persona_id, cand.source_record_id, f"rule:{name}",
-                                                   tuple(fields), f"rule-based pre-check {name} failed: {values}"))
+                result.rejections.append(Rejection(
+                    persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason=f"rule:{name}",
+                    offending_fields=tuple(fields), message=f"rule-based pre-check {name} failed: {values}"))
             else:
                 passed.append(cand)
         picks = [_pick_categories(c.persona_id, seed, categories, int(cfg.num_categories)) for c in passed]
@@ -354,8 +342,9 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
                     _count_failure(caller, "enrich", failure.kind)
             if failure is not None or not res.ok:
                 f = failure or Failure(stage="enrich", kind="lm_error", message="no output")
-                result.rejections.append(Rejection(cand.persona_id, cand.source_record_id, "lm_failure", (),
-                                                   f.message, f.raw, f.kind))
+                result.rejections.append(Rejection(
+                    persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason="lm_failure",
+                    message=f.message, raw=f.raw, failure_kind=f.kind))
                 continue
             fields = res.outputs["details"]
             attrs = {**cand.attributes, **{keys[k]: str(v).strip() for k, v in fields.items() if k in keys}}
@@ -381,9 +370,10 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
                 result.personas.append(persona)
             else:
                 result.rejections.append(Rejection(
-                    persona.persona_id, persona.source_record_id, "inconsistent",
-                    _offending(verdict.get("offending_fields") or ()), str(verdict.get("reason", "")),
-                    json.dumps(verdict, ensure_ascii=False, sort_keys=True)))
+                    persona_id=persona.persona_id, source_record_id=persona.source_record_id, reason="inconsistent",
+                    offending_fields=_offending(verdict.get("offending_fields") or ()),
+                    message=str(verdict.get("reason", "")),
+                    raw=json.dumps(verdict, ensure_ascii=False, sort_keys=True)))
     return result
 
 

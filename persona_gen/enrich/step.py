@@ -147,7 +147,7 @@ def personas_frame(personas: list[Persona]) -> pd.DataFrame:
 
 
 def rejections_frame(enriched: Any) -> pd.DataFrame:
-    frame = pd.DataFrame([r.__dict__ for r in enriched.rejections],
+    frame = pd.DataFrame([r.model_dump() for r in enriched.rejections],
                          columns=["persona_id", "source_record_id", "reason", "offending_fields", "message", "raw",
                                   "failure_kind"])
     frame["offending_fields"] = frame["offending_fields"].map(list)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -18,7 +17,7 @@ import numpy as np
 
 from persona_gen.core.calls import Caller, CallResult
 from persona_gen.core.errors import ConfigError, format_error
-from persona_gen.core.records import Failure, Feedback, Persona, Question, Response, stable_id
+from persona_gen.core.records import Failure, Feedback, Pair, Persona, Question, Response, stable_id
 from persona_gen.signatures import AnswerQuestion, CritiqueInVoice, ReviseForPersona
 
 __all__ = ["Assignment", "DPFGenerator", "answer_questions", "assign_questions", "candidate_model_configs",
@@ -34,21 +33,12 @@ class DPFGenerator:
         self.revise = dspy.Predict(ReviseForPersona)
 
 
-@dataclass(frozen=True)
-class Assignment:
-    persona_id: str
-    question: Question
-    question_type: str  # train | test
-    seen: bool
-
-    @property
-    def feedback_id(self) -> str:
-        """The pair's id: the ``feedback_id`` of its feedback row and of its judgments."""
-        return stable_id("fb", self.persona_id, self.question.question_id, self.question_type, self.seen)
+# A persona-question pair is the record ``persona_gen.core.records.Pair``; the old name stays for callers.
+Assignment = Pair
 
 
 def assign_questions(personas: Sequence[Persona], questions: Sequence[Question], *, train_rows: int, seen_rows: int,
-                     unseen_rows: int, seed: int) -> list[Assignment]:
+                     unseen_rows: int, seed: int) -> list[Pair]:
     """Per persona: train + seen-test rows from the train split, unseen-test rows from the held-out split.
 
     Seeded per persona (independent of the other personas), without replacement within a persona.
@@ -64,15 +54,17 @@ def assign_questions(personas: Sequence[Persona], questions: Sequence[Question],
         raise ConfigError(format_error(
             "held-out questions", expected=f">= test_unseen_per_persona = {unseen_rows}", got=len(held),
             where="scale / stage.questions", fix="lower scale.test_unseen_per_persona or add questions"))
-    out: list[Assignment] = []
+    out: list[Pair] = []
     for p in personas:
         entropy = int(hashlib.sha256(f"{seed}:assign:{p.persona_id}".encode()).hexdigest()[:16], 16)
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         tr = rng.choice(len(train), size=train_rows + seen_rows, replace=False)
         ho = rng.choice(len(held), size=unseen_rows, replace=False) if unseen_rows else []
-        out += [Assignment(p.persona_id, train[i], "train", False) for i in tr[:train_rows]]
-        out += [Assignment(p.persona_id, train[i], "test", True) for i in tr[train_rows:]]
-        out += [Assignment(p.persona_id, held[i], "test", False) for i in ho]
+        out += [Pair(persona_id=p.persona_id, question=train[i], question_type="train", seen=False)
+                for i in tr[:train_rows]]
+        out += [Pair(persona_id=p.persona_id, question=train[i], question_type="test", seen=True)
+                for i in tr[train_rows:]]
+        out += [Pair(persona_id=p.persona_id, question=held[i], question_type="test", seen=False) for i in ho]
     return out
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from persona_gen.core.errors import PersonaGenError, PublishError, format_error
 from persona_gen.core.io import atomic_write_text
-from persona_gen.core.records import Failure, Persona, Question
+from persona_gen.core.records import Failure, Pair, Persona
 from persona_gen.core.steps import RowResult
 
 __all__ = ["STALE_S", "load_state", "once", "state_path"]
@@ -77,9 +77,8 @@ def _stale(path: Path) -> bool:
 # -- the state file ---------------------------------------------------------------------------------------------
 
 
-def _pair_json(a: Any) -> dict[str, Any]:
-    return {"persona_id": a.persona_id, "question": a.question.model_dump(mode="json"),
-            "question_type": a.question_type, "seen": a.seen}
+def _pair_json(a: Pair) -> dict[str, Any]:
+    return a.model_dump(mode="json")
 
 
 def _result_json(r: RowResult) -> dict[str, Any]:
@@ -112,16 +111,13 @@ def write_state(prep: Any, parts: Path) -> None:
 
 
 def load_state(parts: Path) -> dict[str, Any]:
-    from persona_gen.feedback.stage import Assignment
-
     data = json.loads(state_path(parts).read_text(encoding="utf-8"))
     if data.get("version") != STATE_VERSION:
         raise PersonaGenError(format_error(
             "shared run-once state", expected=f"version {STATE_VERSION}", got=data.get("version"),
             where=str(state_path(parts)), fix="delete global/state.json so that it is made again"))
     personas = [Persona.model_validate(p) for p in data["personas"]]
-    pairs = [Assignment(a["persona_id"], Question.model_validate(a["question"]), a["question_type"], a["seen"])
-             for a in data["pairs"]]
+    pairs = [Pair.model_validate(a) for a in data["pairs"]]
     results = {step: {k: RowResult(v["outputs"], Failure(**v["failure"]) if v["failure"] else None)
                       for k, v in rows.items()} for step, rows in data["question_results"].items()}
     return {"personas": personas, "pairs": pairs, "question_results": results, "run_refs": data["run_refs"]}

@@ -38,7 +38,7 @@ from persona_gen.core.parts import (
     retry_wanted,
     write_part_marker,
 )
-from persona_gen.core.records import Persona
+from persona_gen.core.records import Persona, RunInfo
 from persona_gen.core.runtime import Runtime
 from persona_gen.core.steps import ENTITIES, Ref, Row, RowResult, Step, StepContext
 from persona_gen.pipeline.graph import Pipeline, TableSpec
@@ -473,6 +473,7 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     _check_parts_dir(cfg, parts)
     check_endpoints({role: cfg.models[role] for role in pipeline.roles()})  # a dead server fails in seconds
     streaming = str(cfg.get("execution", "stream")) == "stream"
+    _plan_progress(cfg)
     if count > 1:
         # Global work once, whatever the number of shards: the first takes the lock, the others read its result.
         prep, _ = prepare_once(cfg, pipeline, parts)
@@ -508,6 +509,17 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     return publish_parts(cfg, parts, lm_calls=lm_calls, endpoints=endpoints)
 
 
+def _plan_progress(cfg: DictConfig) -> None:
+    """Give the overall progress bar its total before the first step: the calls task=plan expects (no LM call).
+    The streaming runner refines it once the run-once steps know the real counts."""
+    try:
+        from persona_gen.pipeline.plan import plan_run
+
+        progress.current().plan(sum(plan_run(cfg).calls_by_stage().values()))
+    except Exception:  # an estimate only: never a reason to stop a run
+        log.debug("no plan for the progress bar", exc_info=True)
+
+
 def _write_global_tables(prep: Prepared, parts: Path) -> None:
     for name, frame in prep.tables.items():
         _write_frame(parts / "global" / f"{name}.parquet", frame)
@@ -516,9 +528,13 @@ def _write_global_tables(prep: Prepared, parts: Path) -> None:
 
 
 def _write_info(prep: Prepared, parts: Path) -> None:
-    atomic_write_text(parts / "global" / "info.json", to_json(
-        {**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}}),
-        error=PublishError)
+    info = RunInfo(**{**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}})
+    atomic_write_text(parts / "global" / "info.json", to_json(info.model_dump(mode="json")), error=PublishError)
+
+
+def read_info(parts: Path) -> dict[str, Any]:
+    """``global/info.json`` checked against its record (``RunInfo``), as the dict the card context reads."""
+    return RunInfo.model_validate(json.loads((parts / "global" / "info.json").read_text())).model_dump(mode="json")
 
 
 def prepare_once(cfg: DictConfig, pipeline: Pipeline, parts: Path) -> tuple[Prepared, bool]:
@@ -545,7 +561,7 @@ def prepare_once(cfg: DictConfig, pipeline: Pipeline, parts: Path) -> tuple[Prep
         for ref, value in state["run_refs"].items():
             step, _, name = ref.partition(".")
             outputs.setdefault(step, {})[name] = value
-        info = json.loads((parts / "global" / "info.json").read_text())
+        info = read_info(parts)
         return Prepared(cfg, pipeline, Path(cfg.paths.output_dir), Runtime(cfg), outputs, state["personas"],
                         state["pairs"], state["question_results"], info, {}, [], {})
 
@@ -611,7 +627,7 @@ def publish_parts(cfg: DictConfig, parts: Path, *, lm_calls: int = 0,
     info_path = parts / "global" / "info.json"
     if not info_path.exists():
         raise parts_not_found(parts, config_hash(cfg))
-    info = json.loads(info_path.read_text())
+    info = read_info(parts)
     chunks = _chunks(int(info["num_personas"]), int(info["chunk_personas"]))
     missing = [i for i, _, _ in chunks if not (parts / "stats" / f"part-{i:06d}.json").exists()]
     if missing:

@@ -202,7 +202,8 @@ def test_run_enrich_rejects_empty_categories(tmp_path, candidates, cfg):
 
 
 def test_failure_of_keeps_the_lm_failure_kind():
-    rejection = Rejection("p-1", "r-1", "lm_failure", (), "copied", raw="{}", failure_kind="echo")
+    rejection = Rejection(persona_id="p-1", source_record_id="r-1", reason="lm_failure", message="copied", raw="{}",
+                          failure_kind="echo")
     assert (failure_of(rejection).kind, failure_of(rejection).raw) == ("echo", "{}")
 
 
