@@ -101,9 +101,6 @@ def judge_items(items: list[LabeledItem], cfg: DictConfig) -> list[Judgment]:
 
     A compiled program given as ``stage.judge.program_path`` replaces the plain judge of its variants.
     """
-    from persona_gen.core.cache import CallCache
-    from persona_gen.core.calls import Caller
-    from persona_gen.core.lm import build_lm
     from persona_gen.judge.stage import run_judge
 
     judges = None
@@ -112,12 +109,13 @@ def judge_items(items: list[LabeledItem], cfg: DictConfig) -> list[Judgment]:
         from persona_gen.judge.programs import load_judges
 
         judges = load_judges(program)
-    cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
+    from persona_gen.core.runtime import Runtime
+
+    runtime = Runtime(cfg)
     try:
-        caller = Caller(build_lm(cfg.models.judge, role="judge"), cache)
-        return run_judge(feedback_rows(items), cfg=cfg.stage.judge, caller=caller, judges=judges)
+        return run_judge(feedback_rows(items), cfg=cfg.stage.judge, caller=runtime.caller("judge"), judges=judges)
     finally:
-        cache.close()
+        runtime.close()
 
 
 def _dataset_judgments(dataset_dir: str, items: list[LabeledItem]) -> list[Judgment]:

@@ -182,12 +182,15 @@ def run_bench(cfg: DictConfig, *, generator: LMClient | None = None, judge: LMCl
     root = cfg.paths.get("root") if cfg.get("paths") is not None else None
     methods = {mode: build_method(mode, settings.method, root=root) for mode in
                dict.fromkeys([*settings.eval_modes, *_sub_modes(settings)])}
-    cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
+    from persona_gen.core.runtime import Runtime
+
+    runtime = Runtime(cfg)  # the cache and the LM clients of the roles (generator: methods, judge: critic)
+    cache = runtime.cache
     stats: dict[str, CallStats] = {}
     bench = _Bench(
         settings=settings, cfg=cfg, pairs=pairs, personas=data.personas, methods=methods,
-        gen=Caller(generator or build_lm(cfg.models.generator, role="generator"), cache, stats=stats),
-        judge=Caller(judge or build_lm(cfg.models.judge, role="judge"), cache, stats=stats),
+        gen=Caller(generator or runtime.client("generator"), cache, stats=stats),
+        judge=Caller(judge or runtime.client("judge"), cache, stats=stats),
         critic=BenchCritic(), cache=cache, out_dir=Path(str(cfg.paths.output_dir)) / "bench", seed_boot=seed_boot)
     scores = _header(bench, dataset_dir)
     if data.origin is not None:  # what was scored: a bench joins only a dataset card with this content hash

@@ -162,8 +162,6 @@ class OptimizeResult:
 
 def run_optimize(cfg: DictConfig) -> OptimizeResult:
     """The ``optimize`` task: read labeled items, compile, judge dev before/after, write program and report."""
-    from persona_gen.core.cache import CallCache
-    from persona_gen.core.lm import build_lm
 
     opt = checked_group(cfg, "optimize", OptimizeConfig)
     path = required(opt, "labeled_items", "optimize",
@@ -172,11 +170,14 @@ def run_optimize(cfg: DictConfig) -> OptimizeResult:
         raise ConfigError(format_error("optimize.optimizer", expected=f"one of {list(OPTIMIZERS)}", got=opt.optimizer,
                                        where="conf/optimize/default.yaml", fix="e.g. optimize.optimizer=mipro_v2"))
     items = read_items(path)
-    client = build_lm(cfg.models.judge, role="judge")
-    prompt_lm = build_lm(opt.prompt_model, role="prompt").lm if opt.prompt_model is not None else None
-    cache = CallCache(cfg.cache.dir, enabled=bool(cfg.cache.enabled), size_limit_gb=float(cfg.cache.size_limit_gb))
+    from persona_gen.core.runtime import Runtime
+
+    runtime = Runtime(cfg)
+    client = runtime.client("judge")
+    prompt_lm = runtime.client("prompt", opt.prompt_model).lm if opt.prompt_model is not None else None
+    cache = runtime.cache
     try:
-        caller = Caller(client, cache)
+        caller = runtime.caller("judge")
         outcome = optimize_judges(items, caller=caller, variants=list(opt.variants), optimizer=opt.optimizer,
                                   optimizer_cfg=opt[opt.optimizer], seed=int(cfg.seed),
                                   dev_fraction=float(opt.dev_fraction), ci=float(opt.ci), n_boot=int(opt.n_boot),
