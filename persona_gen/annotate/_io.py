@@ -15,13 +15,17 @@ __all__ = ["atomic_write_text", "iter_jsonl", "jsonl_text", "to_json"]
 
 
 def to_json(obj: Any) -> str:
-    """Indented, sorted-key JSON with a final newline: the shape of every report file."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    """``persona_gen.core.io.to_json`` in its strict form (reports a person reads: no NaN, no unknown objects)."""
+    from persona_gen.core.io import to_json as _to_json
+
+    return _to_json(obj, strict=True)
 
 
 def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
-    """One compact JSON object per line, keys sorted, so the same rows give the same bytes."""
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
+    """``persona_gen.core.io.jsonl_text``: one compact JSON object per line, keys sorted."""
+    from persona_gen.core.io import jsonl_text as _jsonl_text
+
+    return _jsonl_text(rows)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

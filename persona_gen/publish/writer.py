@@ -13,7 +13,6 @@ fixed parquet options, so the same rows give the same bytes however they were ba
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -351,4 +350,7 @@ def content_hash(files: Mapping[str, Path] | list[Path], root: Path) -> str:
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2, default=str) + "\n"
+    """``persona_gen.core.io.to_json`` (the one JSON helper): indented, sorted keys, ``str`` for other objects."""
+    from persona_gen.core.io import to_json as _to_json
+
+    return _to_json(obj)
