@@ -16,7 +16,19 @@ from typing import Any
 
 from persona_gen.core.errors import PersonaGenError, format_error
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png", "find_non_utf8", "jsonl_text", "to_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "figure_png", "file_sha256", "find_non_utf8", "jsonl_text",
+           "to_json"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def to_json(obj: Any, *, strict: bool = False) -> str:

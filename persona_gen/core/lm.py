@@ -45,11 +45,9 @@ def smollm2_path() -> Path:
 
 @cache
 def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from persona_gen.core.io import file_sha256
+
+    return file_sha256(path)  # once per process: the weights' revision
 
 
 def _request_messages(request: Any) -> list[dict[str, str]]:

@@ -14,7 +14,6 @@ failures may still be retried (``cache.retry_failures``), so a transient fault n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from collections.abc import Iterable, Sequence
@@ -45,11 +44,9 @@ def part_name(index: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from persona_gen.core.io import file_sha256 as _sha256
+
+    return _sha256(path)
 
 
 def _marker(parts: Path, index: int) -> Path:

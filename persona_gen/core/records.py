@@ -53,6 +53,22 @@ def stable_id(prefix: str, *parts: Any) -> str:
     return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
+def records_frame(records: Any, *, json_cols: tuple[str, ...] = ("failure",), columns: Any = None) -> Any:
+    """A pandas frame of records (``model_dump(mode="json")``), ``json_cols`` as sorted-key JSON text; with no
+    record, an empty frame of ``columns``."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        d = r.model_dump(mode="json")
+        for col in json_cols:
+            d[col] = json.dumps(d[col], sort_keys=True, ensure_ascii=False)
+        rows.append(d)
+    if not rows and columns is not None:
+        return pd.DataFrame(columns=list(columns)).astype(str)
+    return pd.DataFrame(rows)
+
+
 class Record(BaseModel):
     """Base of every record: frozen, no unknown fields."""
 

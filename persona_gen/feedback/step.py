@@ -158,11 +158,6 @@ class CandidatesStep(Step):
     def frame(self, output: str, value: Any) -> pd.DataFrame | None:
         if value is None:
             return None
-        import json
+        from persona_gen.core.records import records_frame
 
-        rows = []
-        for r in value:
-            d = r.model_dump(mode="json")
-            d["failure"] = json.dumps(d["failure"], sort_keys=True, ensure_ascii=False)
-            rows.append(d)
-        return pd.DataFrame(rows)
+        return records_frame(value)

@@ -123,17 +123,10 @@ class PairwiseJudgeStep(Step):
         return stable_id("j", pair_id, variant, order)
 
     def records_frame(self, records: list[Judgment]) -> pd.DataFrame:
-        import json
 
-        cols = list(Judgment.model_fields)
-        if not records:
-            return pd.DataFrame(columns=cols).astype(str)
-        rows = []
-        for r in records:
-            d = r.model_dump(mode="json")
-            d["failure"] = json.dumps(d["failure"], sort_keys=True, ensure_ascii=False)
-            rows.append(d)
-        return pd.DataFrame(rows)
+        from persona_gen.core.records import records_frame
+
+        return records_frame(records, columns=Judgment.model_fields)
 
     def merge_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Canonical order whatever the chunking: by variant, then pair order, then presentation order."""
