@@ -37,6 +37,7 @@ __all__ = ["Endpoint", "Scheduler"]
 log = logging.getLogger(__name__)
 
 DECREASE = 0.75
+RETRY_PRIORITY = 1 << 30
 INCREASE_EVERY = 25
 BACKOFF_S = 2.0
 MAX_BACKOFF_S = 30.0
@@ -67,7 +68,8 @@ class Endpoint:
     max_retries: int
     limit: float = 0.0
     in_flight: int = 0
-    queue: deque[_Pending] = field(default_factory=deque)
+    # Calls waiting for a slot, served by priority (then in the order asked): (-priority, seq, call).
+    queue: list[tuple[int, int, _Pending]] = field(default_factory=list)
     deferred: list[tuple[float, int, _Pending]] = field(default_factory=list)
     successes_since_change: int = 0
     # What the manifest reports.
@@ -160,9 +162,11 @@ class Scheduler:
 
     # -- asking -------------------------------------------------------------------------------------------------
 
-    def submit(self, call: Call, done: Callable[[CallResult, str], None], stats: dict[str, CallStats]) -> None:
+    def submit(self, call: Call, done: Callable[[CallResult, str], None], stats: dict[str, CallStats], *,
+               priority: int = 0) -> None:
         """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result, cache key)`` runs on
-        this thread."""
+        this thread. A waiting call of higher ``priority`` is sent first (the runner gives later steps more, so a
+        row that has begun is finished before new rows start: both endpoints get work early)."""
         ep = self.endpoint(call.role)
         caller = ep.caller
         key = caller.key_for(call.stage, call.module, dict(call.inputs), call.sample_index,
@@ -173,7 +177,8 @@ class Scheduler:
             stats.setdefault(call.stage, CallStats()).add(hit)
             self._local.append((done, hit, key))
             return
-        ep.queue.append(_Pending(call, key, done, stats, prior_attempts=prior.get(key, 0)))
+        heapq.heappush(ep.queue, (-priority, next(self._seq),
+                                  _Pending(call, key, done, stats, prior_attempts=prior.get(key, 0))))
 
     def _send(self, ep: Endpoint, pending: _Pending) -> None:
         now = time.monotonic()
@@ -190,10 +195,10 @@ class Scheduler:
 
     def _pump(self, now: float) -> None:
         for ep in self.endpoints.values():
-            while ep.deferred and ep.deferred[0][0] <= now:
-                ep.queue.appendleft(heapq.heappop(ep.deferred)[2])
+            while ep.deferred and ep.deferred[0][0] <= now:  # a deferred retry goes before every waiting call
+                heapq.heappush(ep.queue, (-RETRY_PRIORITY, next(self._seq), heapq.heappop(ep.deferred)[2]))
             while ep.queue and ep.in_flight < max(1, int(ep.limit)):
-                self._send(ep, ep.queue.popleft())
+                self._send(ep, heapq.heappop(ep.queue)[2])
 
     # -- answers ------------------------------------------------------------------------------------------------
 

@@ -81,6 +81,9 @@ class _Stream:
         self.global_stats = global_stats
         self.question_steps = self.pipeline.row_steps("question")
         self.chunk_steps = self.pipeline.row_steps("persona", "pair")
+        # Later steps first on every endpoint: a row that has begun is finished before new rows start, so the
+        # judge gets work while the generator still critiques (a FIFO queue sent every critique before any revision).
+        self.priority = {s.name: i for i, s in enumerate(self.pipeline.row_steps("question", "persona", "pair"))}
         self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
         self.waiters: dict[tuple[str, str], list[_Task]] = {}
         self.ready: deque[_Task] = deque()
@@ -206,7 +209,8 @@ class _Stream:
                 self._set(task, step.finish(self.ctx, row, answers))
 
         for i, call in enumerate(calls):
-            self.scheduler.submit(call, lambda res, key, i=i: done(i, res, key), stats)
+            self.scheduler.submit(call, lambda res, key, i=i: done(i, res, key), stats,
+                                  priority=self.priority.get(step.name, 0))
 
     # -- chunks ---------------------------------------------------------------------------------------------------
 
