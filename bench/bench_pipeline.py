@@ -80,7 +80,7 @@ def _child(overrides: list[str], root: Path, task: str) -> dict:
     return {"wall": wall, "cpu": cpu, "lm_calls": getattr(result, "lm_calls", None),
             "rows": manifest.get("rows", {}).get("feedback"), "judgments": manifest.get("rows", {}).get("judgments"),
             "content_hash": manifest.get("content_hash"), "endpoints": manifest.get("endpoints"),
-            "failures": manifest.get("failures")}
+            "failures": manifest.get("failures"), "timings": manifest.get("timings")}
 
 
 def start_child(overrides: list[str], root: Path, *, task: str = "run") -> subprocess.Popen:
