@@ -7,7 +7,17 @@ Sources, in this order of precedence for a key's meaning:
    schemas listed in :data:`SCHEMAS`, plus any schema registered in Hydra's ConfigStore).
 
 Types come from the schema where there is one, else from the default value; defaults are the default option's
-values (``conf/config.yaml``'s defaults list), with what the other options set beside them. Regenerate with::
+values (``conf/config.yaml``'s defaults list), with what the other options set beside them. A group whose options
+are ``# @package _global_`` (``task``, ``experiment``, ``local``) sets top-level keys, which keep their top-level
+meaning. Two kinds of group get generic rows, where ``<name>`` stands for one key and ``.*`` for the rest:
+
+- :data:`ROLE_GROUPS` mount another group once per key (``models.<role>`` is a ``model`` option): one row per
+  role, plus ``<role>`` and ``<role>.*`` (the keys are the mounted group's);
+- :data:`COLLECTIONS` are named entries (``pipeline.steps.<name>.*``, ``pipeline.tables.<name>.*``): one row per
+  key the step graph reads (docs/pipeline.md has the schema) and a list of each option's entries, instead of a row
+  per key of every preset entry.
+
+Regenerate with::
 
     python -m persona_gen.config_docs            # rewrites docs/config.md
     python -m persona_gen.config_docs --check    # exit 1 when docs/config.md is stale
@@ -30,7 +40,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SCHEMAS", "main", "render_config_docs"]
+__all__ = ["COLLECTIONS", "MEANINGS", "ROLE_GROUPS", "SCHEMAS", "main", "render_config_docs"]
 
 # Group -> "module:DataclassSchema". "" is the top level. Schemas registered in Hydra's ConfigStore are added.
 SCHEMAS: dict[str, str] = {
@@ -46,7 +56,6 @@ DOC_PATH = Path("docs") / "config.md"
 MEANINGS: dict[str, dict[str, str]] = {
     "": {
         "seed": "The one seed of the run; every stage's generator derives from it (SeedSequence.spawn).",
-        "run_name": "A label for the run (not part of what the data is).",
         "shard.index": "Which shard this process runs, counted from 0.",
         "shard.count": "How many shards split the personas; 1 is an unsharded run.",
     },
@@ -123,7 +132,6 @@ MEANINGS: dict[str, dict[str, str]] = {
         "commit_message": "The upload commit's title.",
     },
     "sampler": {
-        "num_personas": "Personas a sampler-only run draws (a dataset run draws scale.num_personas).",
         "source.name": "The census source's name (recorded in provenance and on the card).",
         "source.year": "The survey year (card and fidelity report).",
         "source.files": "The data files (the Bureau's zips or CSV files).",
@@ -156,6 +164,58 @@ MEANINGS: dict[str, dict[str, str]] = {
         "generate.per_cluster": "Questions written per cluster.",
         "plot_top": "Clusters shown in the cluster bar chart.",
         "source.kind": "A mapping source's kind (file, ...); see persona_gen/questions/config.py.",
+    },
+}
+# Groups whose option files mount another group once per key (``models.<role>`` is a ``model`` option): documented
+# as one row per mounted key, a ``<role>`` row for keys a user adds, and ``<role>.*`` pointing at the mounted group.
+ROLE_GROUPS: dict[str, tuple[str, str]] = {
+    "models": ("model", "Any other role a pipeline step names (`role: <role>`): add it with "
+                        "`+model@models.<role>=fake` (or `models.<role>=...` to replace one)."),
+}
+MOUNT_MEANINGS: dict[str, dict[str, str]] = {
+    "models": {
+        "generator": "The model of the generator role: enrichment, questions, answers, critiques, revisions.",
+        "judge": "The model of the judge role: the persona-voiced pairwise judge (and task=annotate_import's).",
+    },
+}
+# Keys of a named collection of a group (``pipeline.steps.<name>``): documented generically, with the schema in
+# docs/pipeline.md, instead of one row per key of each preset entry. Group -> collection -> [(key, meaning)].
+# The keys follow persona_gen.pipeline.graph (BASE_KEYS, TABLE_KEYS) and LMStep.extra_keys; the test checks that.
+COLLECTIONS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "pipeline": {
+        "steps": [
+            ("", "One step of the graph; its name is its stats key, cache stage and card row "
+                  "(docs/pipeline.md#steps)."),
+            ("_target_", "Import path of the step class, a persona_gen.core.steps.Step subclass (yours too)."),
+            ("scope", "How often it runs: run (once), question (each question used), persona (each persona), pair "
+                      "(each persona-question pair)."),
+            ("role", "The model the step calls: a key of `models` (generator, judge, or your own); steps that call "
+                     "no model have none."),
+            ("inputs.<input>", "Input name -> reference `<step or entity>.<field>` (docs/pipeline.md#steps); the "
+                               "runner orders the steps from these."),
+            ("settings", "A config path (`stage.judge`) whose node the step reads, or an inline mapping."),
+            ("after", "Steps to run first without reading their outputs."),
+            ("max_rows_per_persona", "Pair steps: only the first N pairs of each persona (in pairing order)."),
+            ("signature", "LMStep: import path of the dspy.Signature it calls."),
+            ("module", "LMStep: predict (default) or chain_of_thought (adds a `reasoning` output)."),
+            ("derive.<field>", "LMStep: an extra output formatted from the outputs, e.g. "
+                               "`EVALUATION: {critique[evaluation]}`."),
+            ("desc", "LMStep: the progress label."),
+            ("<param>", "Any other key is an argument of the step class (LengthCheck: max_ratio, failure_stage; "
+                        "CensusStep: candidate_factor); see the class and docs/pipeline.md."),
+        ],
+        "tables": [
+            ("", "One published table, one config of the dataset (`load_dataset(folder, \"<name>\")`; "
+                 "docs/pipeline.md#published-tables); it is one of the kinds from, rows or of."),
+            ("description", "The table's line on the dataset card."),
+            ("from", "A step output `<step>.<output>` published as its table, as that step renders it."),
+            ("rows", "A scope (pair, persona, question): one row per entity of it."),
+            ("split", "rows: a reference that is also a column; one split per value (pair.question_type)."),
+            ("columns.<column>", "rows: column name -> reference, in this order; a failed step's column is empty."),
+            ("failures", "rows: steps whose recorded failures fill a `failures` JSON column and `failure_count`."),
+            ("of", "Another (rows) table this one is derived from, in `format`."),
+            ("format", "of: the format of the derived table (dpo: TRL's conversational preference format)."),
+        ],
     },
 }
 _KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.@/-]*|\"[^\"]+\"|'[^']+'):(?:\s|$)")
@@ -334,17 +394,25 @@ def _conf_files() -> dict[str, dict[str, str]]:
     return out
 
 
+def _is_global(options: Mapping[str, str]) -> bool:
+    """Whether a group's option files start with ``# @package _global_`` (their keys are top-level keys)."""
+    return bool(options) and all(re.search(r"^#\s*@package\s+_global_", t, re.MULTILINE) for t in options.values())
+
+
 def _defaults() -> list[tuple[str, str, str | None]]:
-    """(group, package, default option) from ``conf/config.yaml``'s defaults list."""
+    """(group, package, default option) from ``conf/config.yaml``'s defaults list (``_global_`` for a group whose
+    options are ``# @package _global_``)."""
     text = resources.files("persona_gen.conf").joinpath("config.yaml").read_text(encoding="utf-8")
+    files = _conf_files()
     out = []
     for item in yaml.safe_load(text).get("defaults", []):
         if not isinstance(item, dict):
             continue
         for key, option in item.items():
-            key = str(key).replace("optional ", "").strip()
+            key = re.sub(r"^(optional|override)\s+", "", str(key).strip()).strip()
             group, _, package = key.partition("@")
-            out.append((group, package or group.replace("/", "."), None if option is None else str(option)))
+            package = package or ("_global_" if _is_global(files.get(group, {})) else group.replace("/", "."))
+            out.append((group, package, None if option is None else str(option)))
     return out
 
 
@@ -368,9 +436,11 @@ def _fmt(value: Any) -> str:
     elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, str):
-        text = value
+        text = value.rstrip("\n")
     else:
         text = json.dumps(value, ensure_ascii=False)
+    if "\n" in text.strip():  # a template (hydra/help): its first line; the file has the rest
+        text = text.strip().splitlines()[0] + " ..."
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
 
 
@@ -411,13 +481,80 @@ def _with_parents(keys: list[str], comments: Mapping[str, str]) -> list[str]:
     return out
 
 
+def _mounts_of(node: Any) -> dict[str, tuple[str, str]]:
+    """``/model@generator: fake`` entries of an option's defaults list: package -> (group, option)."""
+    out: dict[str, tuple[str, str]] = {}
+    for item in (node or {}).get("defaults", []) if isinstance(node, dict) else []:
+        if isinstance(item, dict):
+            for key, option in item.items():
+                group, _, package = str(key).lstrip("/").partition("@")
+                if package and option is not None:
+                    out[package] = (group, str(option))
+    return out
+
+
+def _role_rows(group: str, order: list[str], parsed: Mapping[str, Any], default: str | None) -> list[str]:
+    """Rows of a group that mounts another group per key (``models.<role>``)."""
+    mounted_group, other = ROLE_GROUPS[group]
+    mounts = {o: _mounts_of(parsed[o]) for o in order}
+    rows = []
+    for package in dict.fromkeys(p for o in order for p in mounts[o]):
+        value = mounts[default].get(package, ("", ""))[1] if default else ""
+        others = [f"`{o}`: `{mounts[o][package][1]}`" for o in order
+                  if o != default and package in mounts[o] and mounts[o][package][1] != value]
+        meaning = MOUNT_MEANINGS.get(group, {}).get(package) or f"A `{mounted_group}` option."
+        rows.append(f"| `{package}` | `{mounted_group}` option | {_fmt(value) if value else '(not set)'} | "
+                    f"{'; '.join(others)} | {_cell(meaning)} |")
+    rows.append(f"| `<role>` | `{mounted_group}` option | (not set) | | {_cell(other)} |")
+    rows.append(f"| `<role>.*` | | | | That role's model keys: those of the `{mounted_group}` group (its table), e.g. "
+                f"`{group}.judge.temperature=0.7`. |")
+    return rows
+
+
+_GENERIC_TYPES = {"inputs": "str (a reference)", "settings": "str \\| mapping", "after": "list[str]",
+                  "max_rows_per_persona": "int", "derive": "str", "<param>": "any", "columns": "str (a reference)",
+                  "failures": "list[str]"}
+
+
+def _collection_rows(group: str, values: Mapping[str, Mapping[str, Any]], notes: Mapping[str, Any],
+                     order: list[str]) -> tuple[list[str], list[str]]:
+    """Generic rows of a group's named collections (``steps.<name>.*``), and a list of each option's entries."""
+    rows: list[str] = []
+    listing: list[str] = []
+    for collection, keys in COLLECTIONS.get(group, {}).items():
+        name = f"{collection}.<name>"
+        for key, meaning in keys:
+            typ = _GENERIC_TYPES.get(key.split(".")[0], "str") if key else "mapping"
+            rows.append(f"| `{name}{'.' + key if key else ''}` | {typ} | | | {_cell(meaning)} |")
+        for option in order:
+            entries = dict.fromkeys(k.split(".")[1] for k in values[option] if k.startswith(collection + "."))
+            items = []
+            for entry in entries:
+                prefix, vals = f"{collection}.{entry}.", values[option]
+                comment = notes[option][1].get(f"{collection}.{entry}", "")
+                kind = next((k for k in ("from", "rows", "of") if f"{prefix}{k}" in vals), "")
+                what = [f"`{vals[prefix + '_target_']}`"] if f"{prefix}_target_" in vals else \
+                    [f"{kind} `{vals[prefix + kind]}`"] if kind else []
+                what += [f"{k} {vals[prefix + k]}" for k in ("scope", "role") if f"{prefix}{k}" in vals]
+                # The entry's own commented keys (CensusStep's candidate_factor), which the generic rows cannot say.
+                keys = [f"`{k[len(prefix):]}`: {c}" for k, c in notes[option][1].items() if k.startswith(prefix)]
+                text = " ".join(part.rstrip(". ") + "." for part in [comment, *keys] if part)
+                items.append(f"  - `{entry}`" + (f" ({', '.join(what)})" if what else "")
+                             + (f": {_cell(text)}" if text else ""))
+            if items:
+                listing += [f"- {collection} of `{group}={option}`:", *items]
+    return rows, listing
+
+
 def _group_section(group: str, options: Mapping[str, str], mounts: list[tuple[str, str | None]],
-                   schema: type | None) -> list[str]:
+                   schema: type | None, top_meanings: Mapping[str, str] | None = None) -> list[str]:
     parsed = {name: yaml.safe_load(text) or {} for name, text in options.items()}
     notes = {name: yaml_comments(text) for name, text in options.items()}
     default = next((opt for _, opt in mounts if opt in options), None)
     order = ([default] if default else []) + [o for o in sorted(options) if o != default]
-    mounted = ", ".join(f"`{pkg}`" for pkg, _ in mounts) or "not in the defaults list (pick one on the command line)"
+    is_global = _is_global(options)
+    mounted = "the top level (`# @package _global_`)" if is_global and mounts else \
+        ", ".join(f"`{pkg}`" for pkg, _ in mounts) or "not in the defaults list (pick one on the command line)"
     lines = [f"### `{group}`", "", f"Used as: {mounted}. Options: "
              + ", ".join(f"`{o}`" + (" (default)" if o == default else "") for o in order) + "."
              + (f" Schema: `{schema.__module__}.{schema.__name__}`." if schema else ""), ""]
@@ -426,14 +563,31 @@ def _group_section(group: str, options: Mapping[str, str], mounts: list[tuple[st
         lines.append(f"- `{group}={option}`: {_cell(header) or '(no description)'}")
     fields = schema_fields(schema) if schema else {}
     values = {o: (_flatten(parsed[o]) if isinstance(parsed[o], dict) else {}) for o in order}
+    if group in ROLE_GROUPS:
+        return [*lines, "", "| key | type | default | other options | meaning |", "|---|---|---|---|---|",
+                *_role_rows(group, order, parsed, default), ""]
+    generic, listing = _collection_rows(group, values, notes, order)
+    if listing:
+        lines += ["", *listing]
+    collections = tuple(f"{c}." for c in COLLECTIONS.get(group, {}))
+    values = {o: {k: v for k, v in vals.items() if not k.startswith(collections)} for o, vals in values.items()}
     keys = list(dict.fromkeys([*(k for o in order for k in values[o]), *fields]))
+    # A collection's own row (its comment), then its generic rows, where the preset placed it.
+    present = [c for c in COLLECTIONS.get(group, {}) if any(f"{c}.<name>" in r for r in generic)]
+    keys = [*keys, *(c for c in present if c not in keys)]
     parents = {**{k: v for k, v in MEANINGS.get(group, {}).items() if not any(k in values[o] for o in order)},
                **{k: v for o in reversed(order) for k, v in notes[o][1].items()}}
-    keys = _with_parents(keys, parents)
+    keys = _with_parents(keys, {k: v for k, v in parents.items() if not k.startswith(collections)})
     if not keys:
         return [*lines, ""]
     lines += ["", "| key | type | default | other options | meaning |", "|---|---|---|---|---|"]
     for key in keys:
+        if key in present:
+            meaning = next((notes[o][1][key] for o in order if key in notes[o][1]), "") or \
+                COLLECTIONS[group][key][0][1]
+            lines += [f"| `{key}` | mapping | | | {_cell(meaning)} |",
+                      *(r for r in generic if r.startswith(f"| `{key}.<name>"))]
+            continue
         if not any(key in values[o] for o in order) and key not in fields:
             lines.append(f"| `{key}` | mapping | | | {_cell(parents[key])} |")
             continue
@@ -445,6 +599,8 @@ def _group_section(group: str, options: Mapping[str, str], mounts: list[tuple[st
                   and (not in_default or values[o][key] != value)]
         meaning = next((notes[o][1][key] for o in order if key in notes[o][1]), "") or \
             (field.comment if field else "") or _fallback(group, key, parents)
+        if not meaning and is_global:  # a top-level key set by this group's options: its top-level meaning
+            meaning = (top_meanings or {}).get(key, "")
         default_text = _fmt(value) if (in_default or field) else "(not set)"
         lines.append(f"| `{key}` | {_cell(typ)} | {default_text} | {'; '.join(others)} | {_cell(meaning)} |")
     return [*lines, ""]
@@ -461,7 +617,7 @@ def render_config_docs() -> str:
     top_header, top_comments = yaml_comments(top_text)
     top_values = _flatten(yaml.safe_load(top_text))
     top_fields = schema_fields(schemas[""]) if "" in schemas else {}
-    group_roots = {pkg.split(".")[0] for ms in mounts.values() for pkg, _ in ms} | {"hydra"}
+    group_roots = {pkg.split(".")[0] for ms in mounts.values() for pkg, _ in ms if pkg != "_global_"} | {"hydra"}
     lines = [
         "# Configuration reference",
         "",
@@ -489,9 +645,11 @@ def render_config_docs() -> str:
         typ = field.type if field else _type_of(value)
         meaning = top_comments.get(key) or (field.comment if field else "") or _fallback("", key, top_comments)
         lines.append(f"| `{key}` | {_cell(typ)} | {_fmt(value)} | {_cell(meaning)} |")
+    top_meanings = {k: top_comments.get(k) or (top_fields[k].comment if k in top_fields else "")
+                    or _fallback("", k, top_comments) for k in top_keys}
     lines += ["", "## Groups", ""]
     for group in sorted(files):
-        lines += _group_section(group, files[group], mounts.get(group, []), schemas.get(group))
+        lines += _group_section(group, files[group], mounts.get(group, []), schemas.get(group), top_meanings)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -21,6 +21,7 @@ TASK_HELP: dict[str, str] = {
     "annotate_serve": "serve the labeling page on 127.0.0.1 (annotate.tasks_dir=<export>/annotation)",
     "annotate_import": "import labels; human-vs-human and human-vs-judge agreement (annotate.labels=[...])",
     "optimize": "compile the persona judge with DSPy on labeled items (optimize.optimizer=...)",
+    "prepare": "the run-once work of a config into shard.parts_dir, before sharded runs (they then only read it)",
     "plan": "what a run will cost, no LM call: calls per step and model, tokens, wall time (plan.latency_s=...)",
 }
 

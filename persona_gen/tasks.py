@@ -16,6 +16,7 @@ __all__ = ["TASKS", "resolve_task"]
 TASKS: dict[str, str] = {
     "generate": "persona_gen.pipeline:run",
     "merge": "persona_gen.pipeline:merge",
+    "prepare": "persona_gen.pipeline:prepare",
     "plan": "persona_gen.pipeline.plan:run_plan",
     "optimize": "persona_gen.optimize.task:run_optimize",
     "annotate_export": "persona_gen.annotate.tasks:run_export",

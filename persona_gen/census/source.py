@@ -306,7 +306,7 @@ def _build_pool(spec: SourceSpec, raw: RawTable, dictionary: DataDictionary) -> 
             household_income = derive_household_income(household, relationship, personal.numbers(), household_spec)
 
     columns: dict[str, Any] = {}
-    for key in CENSUS_KEYS:
+    for key in spec.persona_keys():
         column = spec.column(key)
         if column is None:
             columns[key] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[NOT_AVAILABLE])

@@ -118,6 +118,10 @@ class SourceSpec:
     relabel: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     origin: str = "sampler.source"
 
+    def persona_keys(self) -> tuple[str, ...]:
+        """The attributes a persona gets from this source: PERSONA's census keys, then the source's own keys."""
+        return (*CENSUS_KEYS, *(k for k, _ in self.columns if k not in CENSUS_KEYS))
+
     def column(self, key: str) -> ColumnSpec | None:
         """The column spec of a persona key, or None when this source does not have it."""
         return dict(self.columns).get(key)
@@ -260,10 +264,16 @@ def parse_source_spec(config: Mapping[str, Any] | Any, *, origin: str | None = N
         raise _fail("source.columns", expected="a mapping persona key -> variable", got=type(columns_raw).__name__,
                     origin=origin, fix="write e.g. `age: AGEP`")
     columns: list[tuple[str, ColumnSpec]] = []
+    from persona_gen.census.keys import HOUSEHOLD_INCOME, RECORD_ID, STATE
+    from persona_gen.core.records import LM_KEYS, PSYCHO_KEYS
+
+    reserved = {*PSYCHO_KEYS, *LM_KEYS, STATE, RECORD_ID, HOUSEHOLD_INCOME}
     for key, value in columns_raw.items():
-        if key not in CENSUS_KEYS:
-            raise _fail(f"source.columns key {key!r}", expected=f"one of the census persona keys {list(CENSUS_KEYS)}",
-                        got=key, origin=origin, fix="use the persona key's exact spelling")
+        # The 24 census keys of PERSONA, or a key of your own: one line (`commute time: JWMNP`) adds an attribute.
+        if not isinstance(key, str) or not key.strip() or key in reserved or key.startswith("code."):
+            raise _fail(f"source.columns key {key!r}", expected="a persona attribute name that no other stage "
+                        f"writes (not one of {sorted(reserved)})", got=key, origin=origin,
+                        fix="name the attribute, e.g. `commute time: JWMNP`, or use a census key's exact spelling")
         if isinstance(value, str) and value:
             columns.append((key, ColumnSpec(value)))
         elif isinstance(value, Mapping) and isinstance(value.get("derived"), str):

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from persona_gen.core.records import CENSUS_KEYS, Persona, stable_id
+from persona_gen.core.records import Persona, stable_id
 from persona_gen.core.steps import Step, StepContext
 
 __all__ = ["CensusStep", "FidelityStep"]
@@ -41,13 +41,14 @@ class CensusStep(Step):
         frame = sample_personas(self.num_candidates(), seed=seed, source=source, where=sampler.get("where"),
                                 quotas=quotas)
         candidates = []
+        keys = source.spec.persona_keys()  # PERSONA's census keys, then any the source config adds
         for i, row in enumerate(frame.to_dict(orient="records")):
-            attrs = {k: str(row[k]) for k in CENSUS_KEYS}
+            attrs = {k: str(row[k]) for k in keys}
             if HOUSEHOLD_INCOME in row:  # conditions the psychodemographic draw; enrich drops it from the persona
                 attrs[HOUSEHOLD_INCOME] = str(row[HOUSEHOLD_INCOME])
             rid = str(row["source_record_id"])
             candidates.append(Persona(persona_id=stable_id("p", seed, i, rid), attributes=attrs, source_record_id=rid,
-                                      provenance={k: f"census:{source.name}" for k in CENSUS_KEYS}))
+                                      provenance={k: f"census:{source.name}" for k in keys}))
         return {"candidates": candidates, "source": source}
 
     def made_by(self, runtime: Any) -> str:

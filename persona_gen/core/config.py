@@ -82,6 +82,9 @@ class ScaleConfig:
     judge_rows_per_persona: int = 0
     # Personas per feedback part: bounds memory, and is the unit of resume and of sharding.
     chunk_personas: int = 32
+    # Chunks streamed at once (execution=stream): enough that no endpoint waits at a chunk boundary, few enough
+    # to bound memory (each open chunk holds its rows' answers until its parts are written).
+    chunks_in_flight: int = 3
 
 
 @dataclass
@@ -505,6 +508,7 @@ def _check_scale(cfg: DictConfig) -> None:
         _int_in(scale.max_candidate_prompts, "scale.max_candidate_prompts", 1, fix="raise it or set null")
     if scale.get("chunk_personas") is not None:
         _int_in(scale.chunk_personas, "scale.chunk_personas", 1, fix="e.g. scale.chunk_personas=32")
+    _int_in(scale.chunks_in_flight, "scale.chunks_in_flight", 1, 1000, fix="e.g. scale.chunks_in_flight=3")
 
 
 def _check_memory(cfg: DictConfig) -> None:

@@ -59,12 +59,13 @@ def _marker(parts: Path, index: int) -> Path:
 def write_part_marker(parts: Path, index: int, stats: dict[str, Any], tables: Sequence[str] = PART_KINDS) -> Path:
     """Write part ``index``'s marker (last, atomically): its stats and the sha256 of each of its files, one per
     table of the chunk (``tables``: the pipeline's per-chunk tables)."""
+    from persona_gen.core.errors import PublishError
     from persona_gen.core.io import atomic_write_text, to_json
 
     files = {f"{kind}/{part_name(index)}.parquet": file_sha256(parts / kind / f"{part_name(index)}.parquet")
              for kind in tables}
     path = _marker(parts, index)
-    atomic_write_text(path, to_json({"stats": stats, "files": files}))
+    atomic_write_text(path, to_json({"stats": stats, "files": files}), error=PublishError)
     return path
 
 

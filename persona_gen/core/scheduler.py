@@ -50,7 +50,7 @@ _THROTTLE = ("LMRateLimitError", "RateLimitError", "LMTimeoutError", "TimeoutErr
 class _Pending:
     call: Call
     key: str
-    done: Callable[[CallResult], None]
+    done: Callable[[CallResult, str], None]
     stats: dict[str, CallStats]
     attempt: int = 0
     # A recorded failure of an earlier run called again (cache.retry_failures): its attempts so far.
@@ -135,7 +135,7 @@ class Scheduler:
         self.runtime = runtime
         self.endpoints: dict[str, Endpoint] = {}
         self._done: queue.SimpleQueue[tuple[Endpoint, _Pending, Future[Any]]] = queue.SimpleQueue()
-        self._local: deque[tuple[Callable[[CallResult], None], CallResult]] = deque()
+        self._local: deque[tuple[Callable[[CallResult, str], None], CallResult, str]] = deque()
         self._identities: dict[int, Any] = {}
         self._seq = itertools.count()
         self._restore: list[tuple[Any, int]] = []
@@ -160,8 +160,9 @@ class Scheduler:
 
     # -- asking -------------------------------------------------------------------------------------------------
 
-    def submit(self, call: Call, done: Callable[[CallResult], None], stats: dict[str, CallStats]) -> None:
-        """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result)`` runs on this thread."""
+    def submit(self, call: Call, done: Callable[[CallResult, str], None], stats: dict[str, CallStats]) -> None:
+        """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result, cache key)`` runs on
+        this thread."""
         ep = self.endpoint(call.role)
         caller = ep.caller
         key = caller.key_for(call.stage, call.module, dict(call.inputs), call.sample_index,
@@ -170,7 +171,7 @@ class Scheduler:
         hit = caller._cached(key, prior)
         if hit is not None:
             stats.setdefault(call.stage, CallStats()).add(hit)
-            self._local.append((done, hit))
+            self._local.append((done, hit, key))
             return
         ep.queue.append(_Pending(call, key, done, stats, prior_attempts=prior.get(key, 0)))
 
@@ -224,7 +225,7 @@ class Scheduler:
         if pending.prior_attempts:
             result = dataclasses.replace(result, retried=True)
         pending.stats.setdefault(pending.call.stage, CallStats()).add(result)
-        pending.done(result)
+        pending.done(result, pending.key)
 
     def run(self, poll: Callable[[], bool]) -> None:
         """Send, receive and call back until ``poll()`` (the caller's work between batches) says the run is done.
@@ -234,8 +235,8 @@ class Scheduler:
         try:
             while True:
                 while self._local:
-                    done, result = self._local.popleft()
-                    done(result)
+                    done, result, key = self._local.popleft()
+                    done(result, key)
                 if poll():
                     return
                 if self._local:

@@ -47,6 +47,18 @@ __all__ = [
 _WHERE = "stage.enrich (conf/stage/enrich/)"
 # Output field of WritePersonaDetails -> PERSONA key.
 _DETAIL_KEYS = {k.replace(" ", "_"): k for k in LM_KEYS}
+
+
+def detail_keys(signature: Any = None) -> dict[str, str]:
+    """Field of the signature's ``details`` output -> persona attribute (``favorite_food`` -> ``favorite food``).
+
+    The default signature writes PERSONA's five LM keys; a signature of your own whose ``details`` model has more
+    fields writes more attributes, with no list to edit.
+    """
+    if signature is None or signature is WritePersonaDetails:
+        return dict(_DETAIL_KEYS)
+    model = signature.output_fields["details"].annotation
+    return {name: name.replace("_", " ") for name in model.model_fields}
 # Share of an answer's words found in one description (or field name) that makes it an echo. Two sentences
 # about a real person share a few words with a description ("free time"), never four in five.
 ECHO_THRESHOLD = 0.8
@@ -60,9 +72,9 @@ _STOPWORDS = frozenset(
 class PersonaEnricher(dspy.Module):
     """Writes the five idiosyncratic fields of a persona."""
 
-    def __init__(self) -> None:
+    def __init__(self, signature: Any = None) -> None:
         super().__init__()
-        self.predict = dspy.Predict(WritePersonaDetails)
+        self.predict = dspy.Predict(signature or WritePersonaDetails)
 
     def forward(self, persona: str, categories: str, **kwargs: Any) -> dspy.Prediction:
         return self.predict(persona=persona, categories=categories, **kwargs)
@@ -143,7 +155,12 @@ def _pick_categories(persona_id: str, seed: int, categories: Sequence[str], k: i
 
 
 def _ordered(attrs: Mapping[str, str]) -> dict[str, str]:
-    return {k: attrs[k] for k in PERSONA_KEYS if k in attrs}
+    """PERSONA's 33 keys in the released order, then any attribute a source or signature adds, in its order
+    (household income conditions the psychodemographic draw only and is never an attribute)."""
+    from persona_gen.census.keys import HOUSEHOLD_INCOME
+
+    known = {k: attrs[k] for k in PERSONA_KEYS if k in attrs}
+    return {**known, **{k: v for k, v in attrs.items() if k not in known and k != HOUSEHOLD_INCOME}}
 
 
 def _table_prov(entry: Any) -> str:
@@ -155,8 +172,11 @@ def _table_prov(entry: Any) -> str:
 def _census_prov(cand: Persona) -> dict[str, str]:
     """Every census key says the census source; a key the candidate already traced keeps its own entry."""
     source = str(cand.provenance.get("census", "")).strip() or "unnamed source"
-    return {k: cand.provenance.get(k) or f"census:{source}"
-            for k in PERSONA_KEYS if k not in PSYCHO_KEYS and k not in LM_KEYS}
+    from persona_gen.census.keys import HOUSEHOLD_INCOME
+
+    keys = [k for k in PERSONA_KEYS if k not in PSYCHO_KEYS and k not in LM_KEYS]
+    keys += [k for k in cand.attributes if k not in keys and k not in PERSONA_KEYS and k != HOUSEHOLD_INCOME]
+    return {k: cand.provenance.get(k) or f"census:{source}" for k in keys}
 
 
 def _with_psychodemographics(candidates: Sequence[Persona], *, seed: int, tables: str) -> list[Persona]:
@@ -228,10 +248,10 @@ def echoed_source(value: str, sources: Mapping[str, str], *, threshold: float = 
     return None
 
 
-def _detail_failure(details: Mapping[str, Any]) -> Failure | None:
+def _detail_failure(details: Mapping[str, Any], keys: Mapping[str, str] | None = None) -> Failure | None:
     """A failure of kind ``empty`` or ``echo`` for an answer that parsed but says nothing; None for a real one."""
     raw = json.dumps(dict(details), ensure_ascii=False, sort_keys=True)
-    for name in _DETAIL_KEYS:
+    for name in keys or _DETAIL_KEYS:
         value = str(details.get(name, "")).strip()
         if not value:
             return Failure(stage="enrich", kind="empty", message=f"{name} is blank", raw=raw)
@@ -270,7 +290,7 @@ def _source_hash(module: Any) -> str:
 
 
 def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, caller: Caller,
-               seed: int) -> EnrichResult:
+               seed: int, signature: Any = None) -> EnrichResult:
     """Enrich candidates in order until ``num_personas`` consistent personas exist (or candidates run out).
 
     Args:
@@ -291,10 +311,12 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
     """
     _check_cfg(cfg)
     cands = _with_psychodemographics(candidates, seed=seed, tables=cfg.get("tables", "default"))
-    enricher, checker = PersonaEnricher(), ConsistencyChecker()
+    signature = signature or WritePersonaDetails
+    keys = detail_keys(signature)
+    enricher, checker = PersonaEnricher(signature), ConsistencyChecker()
     identity = caller.client.identity
     model = f"lm:{caller.client.model_id}@{identity.get('revision') or 'unversioned'}"
-    details_prov = f"{model}; signature:WritePersonaDetails@{signature_hash(WritePersonaDetails)}"
+    details_prov = f"{model}; signature:{signature.__name__}@{signature_hash(signature)}"
     check = bool(cfg.get("consistency_check", True))
     run_prov = {
         "precheck": f"rules:persona_gen.enrich.rules@{_source_hash(rules)} ({len(rules.RULES)} rules)",
@@ -327,7 +349,7 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
         for cand, cats, res in zip(passed, picks, details, strict=True):
             failure = res.failure
             if res.ok:
-                failure = _detail_failure(res.outputs["details"])
+                failure = _detail_failure(res.outputs["details"], keys)
                 if failure is not None:
                     _count_failure(caller, "enrich", failure.kind)
             if failure is not None or not res.ok:
@@ -336,9 +358,8 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
                                                    f.message, f.raw, f.kind))
                 continue
             fields = res.outputs["details"]
-            attrs = {**cand.attributes, **{_DETAIL_KEYS[k]: str(v).strip() for k, v in fields.items()
-                                            if k in _DETAIL_KEYS}}
-            prov = {**cand.provenance, **{k: details_prov for k in LM_KEYS}, **run_prov,
+            attrs = {**cand.attributes, **{keys[k]: str(v).strip() for k, v in fields.items() if k in keys}}
+            prov = {**cand.provenance, **{k: details_prov for k in keys.values()}, **run_prov,
                     "categories": ", ".join(cats)}
             written.append(cand.model_copy(update={"attributes": _ordered(attrs), "provenance": prov}))
         if check:

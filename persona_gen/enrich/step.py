@@ -22,6 +22,9 @@ class EnrichStep(Step):
     default_scope = "run"
     needs_role = True
     outputs = ("personas", "rejections")
+    # ``signature``: the signature that writes the idiosyncrasies (default WritePersonaDetails); every field of its
+    # ``details`` output becomes a persona attribute.
+    extra_keys = ("signature",)
     what = ("psychodemographics from sourced survey tables; LM-written job detail, quirks, mannerisms, personal "
             "time, lifestyle; rule pre-check + LM consistency check, inconsistent candidates replaced")
 
@@ -35,15 +38,32 @@ class EnrichStep(Step):
             raise self.error("scope", "run", self.scope, "personas are enriched once per run")
         check_enrich_settings(self.settings)
         _check_cfg(self.settings)
+        self.details_signature()
 
     def stats_keys(self) -> tuple[str, ...]:
         return ("enrich", "consistency") if self.settings.get("consistency_check", True) else ("enrich",)
 
-    def signatures(self) -> list[type]:
-        from persona_gen.signatures import CheckPersonaConsistency, WritePersonaDetails
+    def details_signature(self) -> type:
+        from persona_gen.core.steps import import_object
+        from persona_gen.signatures import WritePersonaDetails
 
-        return [WritePersonaDetails, *([CheckPersonaConsistency] if self.settings.get("consistency_check", True)
-                                       else [])]
+        path = self.spec.get("signature")
+        if not path:
+            return WritePersonaDetails
+        sig = import_object(str(path), where=f"pipeline.steps.{self.name}.signature", search=self.search)
+        details = getattr(sig, "output_fields", {}).get("details")
+        fields = getattr(getattr(details, "annotation", None), "model_fields", None)
+        if not fields or "persona" not in getattr(sig, "input_fields", {}):
+            raise self.error("signature", "a dspy.Signature with input `persona` (and `categories`) and an output "
+                             "`details` that is a pydantic model (one field per attribute)", path,
+                             "subclass persona_gen.signatures.Idiosyncrasies for `details` and add your fields")
+        return sig
+
+    def signatures(self) -> list[type]:
+        from persona_gen.signatures import CheckPersonaConsistency
+
+        return [self.details_signature(), *([CheckPersonaConsistency] if self.settings.get("consistency_check", True)
+                                             else [])]
 
     def credits(self) -> list[tuple[str, str]]:
         return [("SAPA Big Five items (R package psychTools), derived tables only", "GPL-2 | GPL-3"),
@@ -57,7 +77,7 @@ class EnrichStep(Step):
         want = int(self.cfg.scale.num_personas)
         caller = ctx.runtime.caller(self.role, stats=ctx.stats)
         enriched = run_enrich(inputs["candidates"], num_personas=want, cfg=self.settings, caller=caller,
-                              seed=self.seed())
+                              seed=self.seed(), signature=self.details_signature())
         if len(enriched.personas) < want:
             # An unreachable server shows up here as rejections: name it, not only "use a stronger model".
             lm_failure = next((r.message for r in enriched.rejections if r.reason == "lm_failure"), None)
@@ -115,10 +135,12 @@ class EnrichStep(Step):
 
 
 def personas_frame(personas: list[Persona]) -> pd.DataFrame:
+    # PERSONA's 33 keys, then the attributes a census source or an enrichment signature adds (one column each).
+    extra = list(dict.fromkeys(k for p in personas for k in p.attributes if k not in PERSONA_KEYS))
     rows = []
     for p in personas:
         rows.append({"persona_id": p.persona_id, "source_record_id": p.source_record_id, "persona": p.render(),
-                     **{k: p.attributes.get(k, "") for k in PERSONA_KEYS},
+                     **{k: p.attributes.get(k, "") for k in (*PERSONA_KEYS, *extra)},
                      "provenance": json.dumps(p.provenance, sort_keys=True),
                      "failures": json.dumps([f.model_dump() for f in p.failures], sort_keys=True)})
     return pd.DataFrame(rows)

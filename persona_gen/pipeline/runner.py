@@ -27,7 +27,7 @@ from persona_gen.core import progress
 from persona_gen.core.cache import canonical_json
 from persona_gen.core.calls import CallStats
 from persona_gen.core.config import validate
-from persona_gen.core.errors import PersonaGenError, format_error
+from persona_gen.core.errors import PersonaGenError, PublishError, format_error
 from persona_gen.core.io import atomic_write_bytes, atomic_write_text, to_json
 from persona_gen.core.lm import build_lm, check_endpoints, signature_hash
 from persona_gen.core.parts import (
@@ -43,8 +43,8 @@ from persona_gen.core.runtime import Runtime
 from persona_gen.core.steps import ENTITIES, Ref, Row, RowResult, Step, StepContext
 from persona_gen.pipeline.graph import Pipeline, TableSpec
 
-__all__ = ["RunResult", "ShardResult", "check", "config_hash", "merge", "parts_dir_for", "publish_parts", "run",
-           "run_key"]
+__all__ = ["PrepareResult", "RunResult", "ShardResult", "check", "config_hash", "merge", "parts_dir_for", "prepare",
+           "prepare_once", "publish_parts", "run", "run_key"]
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _write_frame(path: Path, frame: pd.DataFrame) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), sink,
                    compression="zstd")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_bytes(path, sink.getvalue().to_pybytes(), error=PublishError)
 
 
 def _run_chunk(prep: Prepared, index: int, lo: int, hi: int, parts: Path) -> int:
@@ -473,12 +473,12 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     _check_parts_dir(cfg, parts)
     check_endpoints({role: cfg.models[role] for role in pipeline.roles()})  # a dead server fails in seconds
     streaming = str(cfg.get("execution", "stream")) == "stream"
-    prep = _prepare(cfg, pipeline, question_steps=not streaming)
-    # Every shard writes the same global tables (atomically): the merge needs one of them, any one.
-    for name, frame in prep.tables.items():
-        _write_frame(parts / "global" / f"{name}.parquet", frame)
-    for name, plot in prep.plots:
-        atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes())
+    if count > 1:
+        # Global work once, whatever the number of shards: the first takes the lock, the others read its result.
+        prep, _ = prepare_once(cfg, pipeline, parts)
+    else:
+        prep = _prepare(cfg, pipeline, question_steps=not streaming)
+        _write_global_tables(prep, parts)
     mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
     lm_calls = sum(v.calls for v in prep.stats.values())
     endpoints: dict[str, Any] = {}
@@ -499,13 +499,84 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
             reporter.set_context(f"chunk {chunk[0] + 1}/{len(all_chunks)}")
             lm_calls += _run_chunk(prep, *chunk, parts)
         reporter.set_context("")
-    # Written once the run-once work (run- and question-scope steps) is complete.
-    atomic_write_text(parts / "global" / "info.json", to_json(
-        {**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}}))
+    if count == 1:
+        # Written once the run-once work (run- and question-scope steps) is complete.
+        _write_info(prep, parts)
     prep.runtime.close()
     if count > 1:
-        return ShardResult(index, count, parts, [c[0] for c in mine])
+        return ShardResult(index, count, parts, [c[0] for c in mine], lm_calls)
     return publish_parts(cfg, parts, lm_calls=lm_calls, endpoints=endpoints)
+
+
+def _write_global_tables(prep: Prepared, parts: Path) -> None:
+    for name, frame in prep.tables.items():
+        _write_frame(parts / "global" / f"{name}.parquet", frame)
+    for name, plot in prep.plots:
+        atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes(), error=PublishError)
+
+
+def _write_info(prep: Prepared, parts: Path) -> None:
+    atomic_write_text(parts / "global" / "info.json", to_json(
+        {**prep.global_info, "global_stats": {k: v.as_dict() for k, v in sorted(prep.stats.items())}}),
+        error=PublishError)
+
+
+def prepare_once(cfg: DictConfig, pipeline: Pipeline, parts: Path) -> tuple[Prepared, bool]:
+    """The run-once work (run- and question-scope steps), made once per parts dir (``persona_gen.pipeline.once``):
+    returns it, and whether this process made it (else it was read from ``global/state.json``)."""
+    from persona_gen.pipeline.once import load_state, once, write_state
+
+    streaming = str(cfg.get("execution", "stream")) == "stream"
+
+    def make() -> Prepared:
+        prep = _prepare(cfg, pipeline, question_steps=not streaming)
+        _write_global_tables(prep, parts)
+        if streaming:
+            from persona_gen.pipeline.stream import stream
+
+            stream(prep, parts, [], write_chunk=lambda *a: None, global_stats=prep.stats, chunks_in_flight=1)
+        _write_info(prep, parts)
+        write_state(prep, parts)  # last: its presence says the run-once work is complete
+        return prep
+
+    def load() -> Prepared:
+        state = load_state(parts)
+        outputs: dict[str, dict[str, Any]] = {}
+        for ref, value in state["run_refs"].items():
+            step, _, name = ref.partition(".")
+            outputs.setdefault(step, {})[name] = value
+        info = json.loads((parts / "global" / "info.json").read_text())
+        return Prepared(cfg, pipeline, Path(cfg.paths.output_dir), Runtime(cfg), outputs, state["personas"],
+                        state["pairs"], state["question_results"], info, {}, [], {})
+
+    return once(parts, make, load)
+
+
+def prepare(cfg: DictConfig) -> PrepareResult:
+    """``task=prepare``: the run-once work of a config in ``shard.parts_dir``, before the shards start."""
+    pipeline = check(cfg)
+    parts = parts_dir_for(cfg)
+    _check_parts_dir(cfg, parts)
+    check_endpoints({role: cfg.models[role] for role in pipeline.roles()})
+    prep, made = prepare_once(cfg, pipeline, parts)
+    prep.runtime.close()
+    return PrepareResult(parts, made, sum(v.calls for v in prep.stats.values()), len(prep.personas), len(prep.pairs))
+
+
+@dataclass
+class PrepareResult:
+    parts_dir: Path
+    made: bool
+    lm_calls: int
+    personas: int
+    pairs: int
+
+    def summary_lines(self) -> list[str]:
+        what = "made" if self.made else "already there"
+        return [f"run-once work {what}: {self.personas} personas, {self.pairs} pairs, LM calls: {self.lm_calls}",
+                f"parts dir: {self.parts_dir}",
+                "next: the shards (persona-gen shard.index=<i> shard.count=<n> with the same parts dir and "
+                "content overrides), then persona-gen task=merge"]
 
 
 @dataclass
@@ -514,9 +585,11 @@ class ShardResult:
     count: int
     parts_dir: Path
     chunks: list[int]
+    lm_calls: int = 0
 
     def summary_lines(self) -> list[str]:
-        return [f"shard {self.index} of {self.count}: persona chunks {self.chunks} written to {self.parts_dir}",
+        return [f"shard {self.index} of {self.count}: persona chunks {self.chunks} written to {self.parts_dir} "
+                f"(LM calls: {self.lm_calls})",
                 f"merge with: persona-gen task=merge shard.count={self.count} shard.parts_dir={self.parts_dir}"]
 
 

@@ -95,8 +95,9 @@ class _Stream:
         questions = len({a.question.question_id for a in prep.pairs})
         self.planned: dict[str, int] = {}
         for step in self.question_steps:
+            done = len(prep.question_results.get(step.name, {}))  # read from the shared run-once state
             for stage, n in calls_per_row(step).items():
-                self.planned[stage] = self.planned.get(stage, 0) + n * questions
+                self.planned[stage] = self.planned.get(stage, 0) + n * (questions - done)
         for _, lo, hi in self.todo:
             personas = prep.personas[lo:hi]
             for step in self.chunk_steps:
@@ -194,9 +195,10 @@ class _Stream:
                "question_id": row.question.question_id if row.question else None,
                "pair_id": row.pair.feedback_id if row.pair else None}
 
-        def done(i: int, result: CallResult) -> None:
+        def done(i: int, result: CallResult, key: str) -> None:
             answers[i] = result
-            self.reporter.call_done(calls[i].stage, cached=result.cached, failure=result.failure, ids=ids)
+            self.reporter.call_done(calls[i].stage, cached=result.cached, failure=result.failure,
+                                    ids={"index": i, "cache_key": key[:16], **ids})
             if not result.cached:
                 self.lm_calls += 1
             left[0] -= 1
@@ -204,7 +206,7 @@ class _Stream:
                 self._set(task, step.finish(self.ctx, row, answers))
 
         for i, call in enumerate(calls):
-            self.scheduler.submit(call, lambda res, i=i: done(i, res), stats)
+            self.scheduler.submit(call, lambda res, key, i=i: done(i, res, key), stats)
 
     # -- chunks ---------------------------------------------------------------------------------------------------
 
@@ -264,12 +266,15 @@ class _Stream:
         for step in self.question_steps:
             self.prep.question_results.setdefault(step.name, {})
         deps = {s.name: self._deps(s) for s in self.question_steps}
-        self.questions_left = len(questions) * len(self.question_steps)
+        # Question-scope results read from the shared run-once state are not made again.
+        todo = {s.name: [q for q in questions if q.question_id not in self.prep.question_results[s.name]]
+                for s in self.question_steps}
+        self.questions_left = sum(len(qs) for qs in todo.values())
         self.reporter.plan(self.reporter.answered + sum(self.planned.values()))
         for stage, total in self.planned.items():
             self.reporter.step_started(stage, total, label=str(self.labels.get(stage, stage)))
         for step in self.question_steps:
-            for q in questions:
+            for q in todo[step.name]:
                 self._add(step, Row(q.question_id, {}, question=q), None, deps[step.name])
         try:
             self.scheduler.run(self._poll)

@@ -205,3 +205,26 @@ def test_rerun_manifest_counts_retried_and_cached_failures(recovery):
     flaky = recovery["flaky"]
     if not isinstance(flaky, Exception):  # parse failures the flaky run stored are what the rerun retried
         assert retried >= sum(s["failures_by_kind"].get("parse", 0) for s in flaky.manifest["stages"].values())
+
+
+def test_chaos_429_storm_streams_through_with_bounded_deferred_retries(tmp_path):
+    """30% of requests rate-limited: the run completes, every retry is deferred (its slot freed), retries per call
+    stay within num_retries, the endpoints' limits came down (AIMD) and the manifest reports it."""
+    overrides = [*OVERRIDES, "models.generator.concurrency=8", "models.judge.concurrency=8"]
+    with StubServer(chaos_rate=0.3, chaos_kinds=("429",)) as server, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PERSONA_GEN_BASE_URL", server.base_url)
+        mp.setenv("PERSONA_GEN_MODEL", "stub-model")
+        mp.setenv("PERSONA_GEN_API_KEY", "sk-chaos")
+        result = run(compose_run(tmp_path / "run", tmp_path / "cache", overrides))
+        seen = server.snapshot()
+    assert seen["faults"].get("429", 0) > 0
+    assert seen["max_attempts_per_body"] <= 1 + NUM_RETRIES
+    endpoints = result.manifest["endpoints"]
+    assert sum(e["retries"] for e in endpoints.values()) > 0
+    assert all(e["retries_per_call"] <= NUM_RETRIES for e in endpoints.values())
+    assert all(e["max_in_flight"] <= e["concurrency_ceiling"] for e in endpoints.values())
+    assert any(e["throttled"] and e["lowest_limit"] < e["concurrency_ceiling"] for e in endpoints.values())
+    # No storm: at most one request per call per allowed retry, in total.
+    assert seen["requests"] <= (1 + NUM_RETRIES) * max(1, result.lm_calls)
+    feedback = _table(result, "feedback")
+    assert len(feedback) > 0 and (feedback["failure_count"] == 0).mean() >= 0.9
