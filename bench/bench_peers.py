@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     print_machine()
     why = peer_available(args.python)
     if why:
-        sys.exit(f"DataDesigner cannot run: {why}")
+        print(f"DataDesigner cannot run, skipped: {why}")
+        return
     print(f"job: {args.rows} rows, answer -> critique -> revision -> judge (both orders), "
           f"{args.concurrency} in flight per endpoint; median of {args.repeats}")
     print(f"{'latency':>8} {'tool':<22} {'wall s':>8} {'gen calls':>9} {'judge calls':>11} {'window/ideal':>12} "

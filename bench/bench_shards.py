@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load, print_machine, stub_process, stub_reset, stub_snapshot
-
 from bench_pipeline import JOB_400, child_result, model_overrides, start_child
 
 JOB = [*JOB_400, "scale.chunk_personas=4"]
