@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,3 +63,24 @@ def verdict(ratio: float, goal: float, *, higher_is_better: bool = True) -> str:
     met = ratio >= goal if higher_is_better else ratio <= goal
     sign = ">=" if higher_is_better else "<="
     return f"{'MET' if met else 'MISSED'} (goal {sign} {goal})"
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (other agents share this machine: report them with the numbers)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def _stub_url(base_url: str, path: str) -> str:
+    return base_url.rsplit("/v1", 1)[0] + path
+
+
+def stub_snapshot(base_url: str, *, timings: bool = True) -> dict:
+    """``StubServer.snapshot()`` of a stub in another process (``GET /stub/snapshot``)."""
+    with urlopen(_stub_url(base_url, f"/stub/snapshot?timings={int(timings)}"), timeout=60) as r:
+        return json.load(r)
+
+
+def stub_reset(base_url: str) -> None:
+    """Clear a stub's counters and timings (``POST /stub/reset``)."""
+    with urlopen(Request(_stub_url(base_url, "/stub/reset"), data=b"", method="POST"), timeout=60) as r:
+        r.read()

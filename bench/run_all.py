@@ -21,6 +21,10 @@ BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
     ("bench_embedded.py", ["--repeats", "2"]),
     ("bench_census.py", ["--size", "100000", "--baseline-size", "5000", "--repeats", "1"]),
     ("bench_paper_scale.py", ["--personas", "40"]),
+    # The two-stub pipeline jobs (issue 15): stream vs barrier vs DataDesigner, the 16-persona ratio, shards.
+    ("bench_pipeline.py", ["--latencies", "0,100", "--repeats", "1", "--skip-16"]),
+    ("bench_peers.py", ["--latencies", "0", "--repeats", "1"]),
+    ("bench_shards.py", []),
 )
 
 
@@ -41,7 +45,8 @@ def main() -> int:
         assert proc.stdout is not None
         for line in proc.stdout:
             print(line, end="", flush=True)
-            if "ratio" in line.lower() or "speed-up" in line.lower() or "speedup" in line.lower():
+            if "ratio" in line.lower() or "speed-up" in line.lower() or "speedup" in line.lower() \
+                    or line.strip().startswith(("PASS", "MISS")):
                 summary.append(f"{script}: {line.strip()}")
         if proc.wait() != 0:
             failed.append(script)
