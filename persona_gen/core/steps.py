@@ -22,7 +22,7 @@ import hashlib
 import importlib
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -431,7 +431,3 @@ class _Anything:
 
     def __format__(self, spec: str) -> str:
         return ""
-
-
-def ordered_unique(items: Iterable[Any]) -> list[Any]:
-    return list(dict.fromkeys(items))
