@@ -9,6 +9,7 @@ DSPy's own caches are disabled: ``persona_gen.core.cache`` is the one cache.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import importlib.util
@@ -187,7 +188,9 @@ class LlamaCppEngine:
         return response_to_events(self.complete(request))
 
     def close(self) -> None:
-        self._llm = None
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()  # while the interpreter is whole: Llama.__del__ at exit finds its helpers gone
 
 
 @dataclass
@@ -220,8 +223,21 @@ def _shared_llama_engine(path: str, context_size: int, threads: int | None = Non
     with _ENGINES_LOCK:
         key = (path, context_size)
         if key not in _ENGINES:
+            if not _ENGINES:
+                atexit.register(_close_llama_engines)
             _ENGINES[key] = LlamaCppEngine(path, context_size=context_size, threads=threads)
         return _ENGINES[key]
+
+
+def _close_llama_engines() -> None:
+    """Free the embedded models before interpreter teardown (else llama.cpp prints an ignored TypeError at exit)."""
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            try:
+                engine.close()
+            except Exception:  # exiting anyway: never a traceback at the end of a run
+                pass
+        _ENGINES.clear()
 
 
 # Engines beyond the built-in kinds (smollm2, openai_compatible): kind -> "module:factory", imported on first use.
