@@ -333,17 +333,19 @@ def _planned_calls(pipeline: Pipeline, prep: Prepared, lo: int, hi: int) -> int:
     """Answers the persona- and pair-scope steps of personas [lo, hi) ask for, if no input fails."""
     from persona_gen.pipeline.stream import calls_per_row
 
+    return sum(step_rows(step, prep, lo, hi) * sum(calls_per_row(step).values())
+               for step in pipeline.row_steps("persona", "pair"))
+
+
+def step_rows(step: Step, prep: Prepared, lo: int, hi: int) -> int:
+    """Rows a persona- or pair-scope step runs on for personas [lo, hi) (the first ``max_rows_per_persona``
+    pairs of each persona)."""
     personas = prep.personas[lo:hi]
-    total = 0
-    for step in pipeline.row_steps("persona", "pair"):
-        if step.scope == "persona":
-            rows = len(personas)
-        else:
-            per = [len(prep.pairs_of.get(p.persona_id, [])) for p in personas]
-            limit = step.max_rows_per_persona
-            rows = sum(n if limit is None else min(n, limit) for n in per)
-        total += rows * sum(calls_per_row(step).values())
-    return total
+    if step.scope == "persona":
+        return len(personas)
+    limit = step.max_rows_per_persona
+    per = (len(prep.pairs_of.get(p.persona_id, [])) for p in personas)
+    return sum(n if limit is None else min(n, limit) for n in per)
 
 
 def chunk_tables(pipeline: Pipeline) -> list[str]:

@@ -22,7 +22,8 @@ from typing import Any
 from persona_gen.core import progress
 from persona_gen.core.calls import CallResult, CallStats
 from persona_gen.core.scheduler import Scheduler
-from persona_gen.core.steps import ENTITIES, Row, RowResult, Step, StepContext
+from persona_gen.core.steps import Row, RowResult, Step, StepContext
+from persona_gen.pipeline.runner import _Results, chunk_done, step_rows
 
 __all__ = ["SKIPPED", "calls_per_row", "stream"]
 
@@ -85,10 +86,11 @@ class _Stream:
         # judge gets work while the generator still critiques (a FIFO queue sent every critique before any revision).
         self.priority = {s.name: i for i, s in enumerate(self.pipeline.row_steps("question", "persona", "pair"))}
         self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
+        # What a row's references read (entities, run outputs, question and chunk results): the runner's resolver
+        # over the same tables; the chunk writer reads it too.
+        self.results = _Results(prep, self.local)
         self.waiters: dict[tuple[str, str], list[_Task]] = {}
         self.ready: deque[_Task] = deque()
-        from persona_gen.pipeline.runner import chunk_done
-
         self.todo = deque(c for c in chunks if not chunk_done(prep, parts, c[0]))
         self.open_chunks: list[_Chunk] = []
         self.chunks_in_flight = max(1, chunks_in_flight)
@@ -102,14 +104,8 @@ class _Stream:
             for stage, n in calls_per_row(step).items():
                 self.planned[stage] = self.planned.get(stage, 0) + n * (questions - done)
         for _, lo, hi in self.todo:
-            personas = prep.personas[lo:hi]
             for step in self.chunk_steps:
-                if step.scope == "persona":
-                    rows = len(personas)
-                else:
-                    limit = step.max_rows_per_persona
-                    rows = sum(len(prep.pairs_of.get(p.persona_id, [])) if limit is None
-                               else min(limit, len(prep.pairs_of.get(p.persona_id, []))) for p in personas)
+                rows = step_rows(step, prep, lo, hi)
                 for stage, n in calls_per_row(step).items():
                     self.planned[stage] = self.planned.get(stage, 0) + n * rows
         self.reporter = progress.current()
@@ -124,22 +120,6 @@ class _Stream:
         if step.scope == "question":
             return self.prep.question_results[step.name].get(key)
         return self.local[step.name].get(key)
-
-    def value(self, ref: Any, row: Row) -> tuple[bool, Any]:
-        from persona_gen.pipeline.runner import _entity_value
-
-        if ref.source in ENTITIES or ref.source == "model":
-            return True, _entity_value(ref, row, self.prep.runtime)
-        step = self.pipeline.steps[ref.source]
-        if step.scope == "run":
-            return True, self.prep.outputs[step.name][ref.field]
-        res = self.result(step, _dep_key(step, row))
-        if res is None or not res.ok:
-            return False, None
-        return True, res.outputs.get(ref.field)
-
-    def row_result(self, step: Step, row: Row) -> RowResult | None:
-        return self.result(step, _dep_key(step, row))
 
     def _set(self, task: _Task, result: RowResult) -> None:
         step, key = task.step, task.row.key
@@ -180,7 +160,7 @@ class _Stream:
             return
         inputs = {}
         for name, ref in step.inputs.items():
-            _, inputs[name] = self.value(ref, row)
+            _, inputs[name] = self.results.value(ref, row)
         row = Row(row.key, inputs, row.persona, row.question, row.pair)
         stats = task.chunk.stats if task.chunk is not None else self.global_stats
         calls = step.calls(row)
@@ -248,7 +228,7 @@ class _Stream:
 
     def _close(self, chunk: _Chunk) -> None:
         self.open_chunks.remove(chunk)
-        self.write_chunk(chunk, self)
+        self.write_chunk(chunk, self.results)
         for rows, scope in ((chunk.persona_rows, "persona"), (chunk.pair_rows, "pair")):
             for step in self.chunk_steps:
                 if step.scope == scope:

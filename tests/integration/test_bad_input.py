@@ -517,29 +517,10 @@ CASES = [
 @pytest.fixture(scope="module")
 def auth_server():
     """A loopback server that answers every request with HTTP 401, as a server wanting a key does."""
-    import http.server
-    import threading
+    from tests.fixtures.deny_server import deny_server
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _deny(self):
-            body = b'{"error": {"message": "Invalid API key", "type": "auth"}}'
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _deny  # noqa: N815 (http.server names)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with deny_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
