@@ -11,11 +11,17 @@ a rate limit (HTTP 429), an overloaded server (5xx) or a timeout multiplies the 
 *deferred*, not retried in place: it leaves its slot and is sent again after ``Retry-After`` (or a backoff),
 up to ``models.<role>.num_retries`` times, then it is a recorded failure. Every 25 successes raise the limit by
 one. What each endpoint sustained (calls, calls/s, in flight, retries, limit) goes to the manifest.
+
+Run-scope steps (enrichment, the question filter, ...) run on threads of their own while the scheduler runs:
+their ``ScheduledCaller`` hands each call to the scheduling thread (``Scheduler.post``), so their calls share the
+endpoints' slots with the rows' calls instead of opening a pool of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -24,20 +30,22 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from persona_gen.core import progress
 from persona_gen.core.calls import Caller, CallResult, CallStats
 from persona_gen.core.steps import Call
 
-__all__ = ["Endpoint", "Scheduler"]
+__all__ = ["Endpoint", "RunAbortedError", "ScheduledCaller", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
 DECREASE = 0.75
-RETRY_PRIORITY = 1 << 30
+# Tiers of waiting calls (Scheduler.submit): deferred retries, a step's first streamed item, run-scope steps, rows.
+RETRY_TIER, FIRST_TIER, RUN_TIER, ROW_TIER = 3, 2, 1, 0
 INCREASE_EVERY = 25
 BACKOFF_S = 2.0
 MAX_BACKOFF_S = 30.0
@@ -68,8 +76,8 @@ class Endpoint:
     max_retries: int
     limit: float = 0.0
     in_flight: int = 0
-    # Calls waiting for a slot, served by priority (then in the order asked): (-priority, seq, call).
-    queue: list[tuple[int, int, _Pending]] = field(default_factory=list)
+    # Calls waiting for a slot, served by (tier, rank, priority), then in the order asked (see Scheduler.submit).
+    queue: list[tuple[tuple[int, int, int], int, _Pending]] = field(default_factory=list)
     deferred: list[tuple[float, int, _Pending]] = field(default_factory=list)
     successes_since_change: int = 0
     # What the manifest reports.
@@ -136,12 +144,21 @@ class Scheduler:
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
         self.endpoints: dict[str, Endpoint] = {}
-        self._done: queue.SimpleQueue[tuple[Endpoint, _Pending, Future[Any]]] = queue.SimpleQueue()
+        # Finished calls (endpoint, pending, future) and work posted from other threads (None, fn, None).
+        self._done: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
         self._local: deque[tuple[Callable[[CallResult, str], None], CallResult, str]] = deque()
         self._identities: dict[int, Any] = {}
         self._seq = itertools.count()
         self._restore: list[tuple[Any, int]] = []
         self.retries_by_stage: dict[str, int] = {}
+        # Threads that may still post work (run-scope steps): while any runs, an idle scheduler waits for them.
+        self.outside = 0
+        # Set when the run stops (done, an error, Ctrl-C): callers waiting on other threads give up.
+        self.aborted = threading.Event()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the scheduling thread (from any thread): how other threads submit calls or report."""
+        self._done.put((None, fn, None))
 
     def endpoint(self, role: str) -> Endpoint:
         if role not in self.endpoints:
@@ -163,10 +180,12 @@ class Scheduler:
     # -- asking -------------------------------------------------------------------------------------------------
 
     def submit(self, call: Call, done: Callable[[CallResult, str], None], stats: dict[str, CallStats], *,
-               priority: int = 0) -> None:
+               priority: int = 0, rank: int = 0, tier: int = 0) -> None:
         """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result, cache key)`` runs on
-        this thread. A waiting call of higher ``priority`` is sent first (the runner gives later steps more, so a
-        row that has begun is finished before new rows start: both endpoints get work early)."""
+        this thread. Waiting calls are sent by higher ``tier`` first (deferred retries above all; the runner puts
+        run-scope steps above rows, the first persona above those), then lower ``rank`` (the runner's persona
+        index: earlier personas' rows finish first, so the judge gets work early and steadily), then higher
+        ``priority`` (the runner gives later steps more: a row that has begun is finished first)."""
         ep = self.endpoint(call.role)
         caller = ep.caller
         key = caller.key_for(call.stage, call.module, dict(call.inputs), call.sample_index,
@@ -177,7 +196,7 @@ class Scheduler:
             stats.setdefault(call.stage, CallStats()).add(hit)
             self._local.append((done, hit, key))
             return
-        heapq.heappush(ep.queue, (-priority, next(self._seq),
+        heapq.heappush(ep.queue, ((-tier, rank, -priority), next(self._seq),
                                   _Pending(call, key, done, stats, prior_attempts=prior.get(key, 0))))
 
     def _send(self, ep: Endpoint, pending: _Pending) -> None:
@@ -196,7 +215,7 @@ class Scheduler:
     def _pump(self, now: float) -> None:
         for ep in self.endpoints.values():
             while ep.deferred and ep.deferred[0][0] <= now:  # a deferred retry goes before every waiting call
-                heapq.heappush(ep.queue, (-RETRY_PRIORITY, next(self._seq), heapq.heappop(ep.deferred)[2]))
+                heapq.heappush(ep.queue, ((-RETRY_TIER, 0, 0), next(self._seq), heapq.heappop(ep.deferred)[2]))
             while ep.queue and ep.in_flight < max(1, int(ep.limit)):
                 self._send(ep, heapq.heappop(ep.queue)[2])
 
@@ -249,7 +268,7 @@ class Scheduler:
                 now = time.monotonic()
                 self._pump(now)
                 waits = [ep.deferred[0][0] - now for ep in self.endpoints.values() if ep.deferred]
-                if not any(ep.in_flight for ep in self.endpoints.values()):
+                if not any(ep.in_flight for ep in self.endpoints.values()) and not self.outside:
                     if not waits:
                         raise RuntimeError("scheduler stalled: nothing in flight, queued or deferred, and the run "
                                            "is not complete")
@@ -268,7 +287,10 @@ class Scheduler:
                 # One cache transaction per batch of answers (as in Caller.map).
                 with self.runtime.cache.transaction():
                     for ep, pending, future in batch:
-                        self._finish(ep, pending, future, now)
+                        if ep is None:
+                            pending()  # work posted from another thread
+                        else:
+                            self._finish(ep, pending, future, now)
                     self._pump(now)
         except BaseException:
             self.close()
@@ -278,9 +300,108 @@ class Scheduler:
         return {role: ep.report() for role, ep in sorted(self.endpoints.items())}
 
     def close(self) -> None:
+        self.aborted.set()
         for ep in self.endpoints.values():
             ep.close()
         self.endpoints.clear()
         for lm, retries in self._restore:
             lm.num_retries = retries
         self._restore.clear()
+
+
+class RunAbortedError(RuntimeError):
+    """The run stopped (an error elsewhere, Ctrl-C) while a run-scope step waited for its LM calls."""
+
+
+class ScheduledCaller(Caller):
+    """A ``Caller`` for a step running on a thread of its own: its calls go through the scheduler's endpoints.
+
+    ``map`` blocks its thread until every answer is in (results in input order, stats and progress as
+    ``Caller.map``); ``submit`` returns a future per call, for steps that send the next call as soon as one
+    answer is in (enrichment checks each persona the moment it is written). Served at ``priority`` in the
+    run-scope tier.
+    """
+
+    def __init__(self, scheduler: Scheduler, role: str, client: Any, cache: Any, *,
+                 stats: dict[str, CallStats] | None = None, priority: int = 0) -> None:
+        super().__init__(client, cache, stats=stats)
+        self.scheduler = scheduler
+        self.role = role
+        self.priority = priority
+
+    def submit(self, stage: str, module: Any, inputs: dict[str, Any], *, sample_index: int = 0,
+               on_done: Callable[[CallResult], None] | None = None, first: bool = False,
+               report: bool = False) -> Future[CallResult]:
+        """The call's future; ``on_done`` (if any) runs on the scheduling thread first. Stats are the caller's;
+        ``report``: the answer counts on the stage's bar (``reporting``).
+
+        ``first``: the call makes the step's first streamed item (the first persona), which every row waits for
+        beside the other run steps' outputs: it goes before everything but retries.
+        """
+        future: Future[CallResult] = Future()
+        call = Call(stage, module, inputs, self.role, sample_index)
+        tier = FIRST_TIER if first else RUN_TIER
+
+        def done(result: CallResult, key: str) -> None:
+            if report:
+                progress.current().call_done(stage, cached=result.cached, failure=result.failure,
+                                             ids={"cache_key": key[:16]})
+            if on_done is not None:
+                on_done(result)
+            future.set_result(result)
+
+        self.scheduler.post(lambda: self.scheduler.submit(call, done, self.stats, priority=self.priority,
+                                                          tier=tier))
+        return future
+
+    @contextlib.contextmanager
+    def reporting(self, stage: str, total: int, *, desc: str | None = None) -> Iterator[None]:
+        """A stage's bar and log line (as ``map`` has) around calls sent with ``submit(report=True)``."""
+        reporter = progress.current()
+        reporter.step_started(stage, total, label=desc)
+        retries_before = self.scheduler.retries_by_stage.get(stage, 0)
+        try:
+            yield
+        finally:
+            reporter.step_finished(stage, retries=self.scheduler.retries_by_stage.get(stage, 0) - retries_before)
+
+    def wait(self, futures: list[Future[CallResult]]) -> list[CallResult]:
+        """The futures' results, in order; raises ``RunAbortedError`` if the run stops first."""
+        out = []
+        for future in futures:
+            while True:
+                try:
+                    out.append(future.result(timeout=0.5))
+                    break
+                except TimeoutError:
+                    if self.scheduler.aborted.is_set():
+                        raise RunAbortedError("the run stopped while this step waited for its LM calls") from None
+        return out
+
+    def wait_any(self, futures: list[Future[CallResult]]) -> set[Future[CallResult]]:
+        """The futures that are done once at least one is; raises ``RunAbortedError`` if the run stops first."""
+        while True:
+            done, _ = concurrent.futures.wait(futures, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+            if done:
+                return done
+            if self.scheduler.aborted.is_set():
+                raise RunAbortedError("the run stopped while this step waited for its LM calls")
+
+    def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], *, sample_index: int = 0,
+            desc: str | None = None, ids: Sequence[dict[str, Any]] | None = None) -> list[CallResult]:
+        if not inputs:
+            return []
+        reporter = progress.current()
+        reporter.step_started(stage, len(inputs), label=desc)
+        retries_before = self.scheduler.retries_by_stage.get(stage, 0)
+
+        def report(i: int, result: CallResult) -> None:
+            reporter.call_done(stage, cached=result.cached, failure=result.failure,
+                               ids={"index": i, **(ids[i] if ids else {})})
+
+        try:
+            futures = [self.submit(stage, module, dict(item), sample_index=sample_index,
+                                   on_done=lambda r, i=i: report(i, r)) for i, item in enumerate(inputs)]
+            return self.wait(futures)
+        finally:
+            reporter.step_finished(stage, retries=self.scheduler.retries_by_stage.get(stage, 0) - retries_before)

@@ -22,7 +22,7 @@ import hashlib
 import importlib
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -156,6 +156,9 @@ class StepContext:
     runtime: Any
     out_dir: Path
     stats: dict[str, Any] = field(default_factory=dict)
+    # Streaming execution: ``emit(output, index, item)`` hands the runner one item of a list output (the personas)
+    # as soon as it is final, before the step returns; None when nothing listens (barrier execution).
+    emit: Callable[[str, int, Any], None] | None = None
 
 
 class Step:

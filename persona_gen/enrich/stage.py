@@ -11,13 +11,14 @@ Every persona records what made each of its 33 fields (``Persona.provenance``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,7 +278,8 @@ def _source_hash(module: Any) -> str:
 
 
 def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, caller: Caller,
-               seed: int, signature: Any = None) -> EnrichResult:
+               seed: int, signature: Any = None,
+               emit: Callable[[int, Persona], None] | None = None) -> EnrichResult:
     """Enrich candidates in order until ``num_personas`` consistent personas exist (or candidates run out).
 
     Args:
@@ -288,6 +290,11 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
             ``consistency_check``).
         caller: Runs every LM call through the cache and records failures.
         seed: The stage's seed (psychodemographic draws and category picks).
+        emit: With a caller that can ``submit`` single calls (a step streaming through the scheduler:
+            ``persona_gen.core.scheduler.ScheduledCaller``), each candidate is checked the moment its details are
+            written and a rejected one is replaced at once, and ``emit(index, persona)`` gets each kept persona as
+            soon as its place in the list is final, so the rows that use it can start. The calls, personas and
+            rejections are those of the batch rounds: the rounds are replayed over the same answers.
 
     Returns:
         The kept personas (all 33 keys, provenance for each) and every rejection; ``drop_rate`` is
@@ -297,84 +304,223 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
         ConfigError: If the categories or ``num_categories`` are unusable, or ``tables`` is unknown.
     """
     _check_cfg(cfg)
-    cands = _with_psychodemographics(candidates, seed=seed, tables=cfg.get("tables", "default"))
-    signature = signature or WritePersonaDetails
-    keys = detail_keys(signature)
-    enricher, checker = PersonaEnricher(signature), ConsistencyChecker()
-    identity = caller.client.identity
-    model = f"lm:{caller.client.model_id}@{identity.get('revision') or 'unversioned'}"
-    details_prov = f"{model}; signature:{signature.__name__}@{signature_hash(signature)}"
-    check = bool(cfg.get("consistency_check", True))
-    run_prov = {
-        "precheck": f"rules:persona_gen.enrich.rules@{_source_hash(rules)} ({len(rules.RULES)} rules)",
-        "consistency": (f"{model}; signature:CheckPersonaConsistency@{signature_hash(CheckPersonaConsistency)}"
-                        if check else "not checked (stage.enrich.consistency_check=false)"),
-    }
-    categories = [str(c) for c in cfg.categories]
-    result = EnrichResult(personas=[])
-    queue = list(cands)
-    while queue and len(result.personas) < num_personas:
-        need = num_personas - len(result.personas)
-        batch, queue = queue[:need], queue[need:]
-        result.candidates_used += len(batch)
-        passed = []
-        for cand in batch:
-            fired = rules.precheck(cand.attributes)
-            if fired:
-                name, fields = fired
-                values = "; ".join(f"{k}: {cand.attributes.get(k, '')}" for k in fields)
-                result.rejections.append(Rejection(
-                    persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason=f"rule:{name}",
-                    offending_fields=tuple(fields), message=f"rule-based pre-check {name} failed: {values}"))
-            else:
-                passed.append(cand)
-        picks = [_pick_categories(c.persona_id, seed, categories, int(cfg.num_categories)) for c in passed]
-        details = caller.map("enrich", enricher, [
-            {"persona": render_attributes(c.attributes), "categories": ", ".join(p)}
-            for c, p in zip(passed, picks, strict=True)
-        ], desc="enrich: details")
-        written = []
-        for cand, cats, res in zip(passed, picks, details, strict=True):
-            failure = res.failure
-            if res.ok:
-                failure = _detail_failure(res.outputs["details"], keys)
-                if failure is not None:
-                    _count_failure(caller, "enrich", failure.kind)
-            if failure is not None or not res.ok:
-                f = failure or Failure(stage="enrich", kind="lm_error", message="no output")
-                result.rejections.append(Rejection(
-                    persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason="lm_failure",
-                    message=f.message, raw=f.raw, failure_kind=f.kind))
-                continue
-            fields = res.outputs["details"]
-            attrs = {**cand.attributes, **{keys[k]: str(v).strip() for k, v in fields.items() if k in keys}}
-            prov = {**cand.provenance, **{k: details_prov for k in keys.values()}, **run_prov,
-                    "categories": ", ".join(cats)}
-            written.append(cand.model_copy(update={"attributes": _ordered(attrs), "provenance": prov}))
-        if check:
-            verdicts = caller.map("consistency", checker, [{"persona": p.render()} for p in written],
-                                  desc="enrich: consistency")
-        else:
-            verdicts = [None] * len(written)
-        for persona, res in zip(written, verdicts, strict=True):
-            if res is None:
-                result.personas.append(persona)
-                continue
-            if not res.ok:
-                f = res.failure or Failure(stage="consistency", kind="lm_error", message="no output")
-                # An unreadable verdict is not evidence of inconsistency: keep the persona, record the failure.
-                result.personas.append(persona.model_copy(update={"failures": (*persona.failures, f)}))
-                continue
-            verdict = res.outputs["verdict"]
-            if verdict.get("consistent", True):
-                result.personas.append(persona)
-            else:
-                result.rejections.append(Rejection(
-                    persona_id=persona.persona_id, source_record_id=persona.source_record_id, reason="inconsistent",
-                    offending_fields=_offending(verdict.get("offending_fields") or ()),
-                    message=str(verdict.get("reason", "")),
-                    raw=json.dumps(verdict, ensure_ascii=False, sort_keys=True)))
+    plan = _EnrichPlan(candidates, num_personas=num_personas, cfg=cfg, caller=caller, seed=seed,
+                       signature=signature)
+    if emit is None or not hasattr(caller, "submit"):
+        return plan.rounds(caller)
+    streamed, answers = plan.stream(caller, emit)
+    result = plan.rounds(_Replay(caller, answers))
+    if result.personas != streamed:  # cannot happen unless the two paths disagree: the run stops, nothing is made
+        raise RuntimeError("enrichment: the streamed personas differ from the replayed rounds")
     return result
+
+
+def _key(inputs: Mapping[str, Any]) -> str:
+    return json.dumps(dict(inputs), sort_keys=True, ensure_ascii=False)
+
+
+class _Replay:
+    """A caller that answers from the answers a streamed enrichment got (their stats are counted already)."""
+
+    def __init__(self, caller: Any, answers: dict[tuple[str, str], Any]) -> None:
+        self.client, self.stats, self.answers = caller.client, caller.stats, answers
+
+    def map(self, stage: str, module: Any, inputs: Sequence[dict[str, Any]], **_: Any) -> list[Any]:
+        return [self.answers[(stage, _key(item))] for item in inputs]
+
+
+class _EnrichPlan:
+    """One enrichment: the candidates with their psychodemographics, the modules, provenance and the per-candidate
+    steps, run either as rounds (``rounds``) or streamed (``stream``)."""
+
+    def __init__(self, candidates: Sequence[Persona], *, num_personas: int, cfg: Any, caller: Any, seed: int,
+                 signature: Any) -> None:
+        self.cands = _with_psychodemographics(candidates, seed=seed, tables=cfg.get("tables", "default"))
+        self.num_personas, self.seed = num_personas, seed
+        signature = signature or WritePersonaDetails
+        self.keys = detail_keys(signature)
+        self.enricher, self.checker = PersonaEnricher(signature), ConsistencyChecker()
+        identity = caller.client.identity
+        model = f"lm:{caller.client.model_id}@{identity.get('revision') or 'unversioned'}"
+        self.details_prov = f"{model}; signature:{signature.__name__}@{signature_hash(signature)}"
+        self.check = bool(cfg.get("consistency_check", True))
+        self.run_prov = {
+            "precheck": f"rules:persona_gen.enrich.rules@{_source_hash(rules)} ({len(rules.RULES)} rules)",
+            "consistency": (f"{model}; signature:CheckPersonaConsistency@{signature_hash(CheckPersonaConsistency)}"
+                            if self.check else "not checked (stage.enrich.consistency_check=false)"),
+        }
+        self.categories = [str(c) for c in cfg.categories]
+        self.num_categories = int(cfg.num_categories)
+
+    # -- one candidate ----------------------------------------------------------------------------------------
+
+    def precheck(self, cand: Persona) -> Rejection | None:
+        fired = rules.precheck(cand.attributes)
+        if not fired:
+            return None
+        name, fields = fired
+        values = "; ".join(f"{k}: {cand.attributes.get(k, '')}" for k in fields)
+        return Rejection(persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason=f"rule:{name}",
+                         offending_fields=tuple(fields), message=f"rule-based pre-check {name} failed: {values}")
+
+    def details_inputs(self, cand: Persona) -> tuple[list[str], dict[str, str]]:
+        picks = _pick_categories(cand.persona_id, self.seed, self.categories, self.num_categories)
+        return picks, {"persona": render_attributes(cand.attributes), "categories": ", ".join(picks)}
+
+    def written(self, cand: Persona, cats: Sequence[str], res: Any) -> tuple[Persona | None, Failure | None, bool]:
+        """(the written persona, or None and the rejection's failure; whether it is an empty/echo answer)."""
+        failure = res.failure
+        detail = False
+        if res.ok:
+            failure = _detail_failure(res.outputs["details"], self.keys)
+            detail = failure is not None
+        if failure is not None or not res.ok:
+            return None, failure or Failure(stage="enrich", kind="lm_error", message="no output"), detail
+        fields = res.outputs["details"]
+        attrs = {**cand.attributes, **{self.keys[k]: str(v).strip() for k, v in fields.items() if k in self.keys}}
+        prov = {**cand.provenance, **{k: self.details_prov for k in self.keys.values()}, **self.run_prov,
+                "categories": ", ".join(cats)}
+        return cand.model_copy(update={"attributes": _ordered(attrs), "provenance": prov}), None, False
+
+    @staticmethod
+    def lm_rejection(cand: Persona, f: Failure) -> Rejection:
+        return Rejection(persona_id=cand.persona_id, source_record_id=cand.source_record_id, reason="lm_failure",
+                         message=f.message, raw=f.raw, failure_kind=f.kind)
+
+    @staticmethod
+    def verdict(persona: Persona, res: Any) -> tuple[Persona | None, Rejection | None]:
+        """(the kept persona, or None and the rejection) for a consistency verdict (None: not checked)."""
+        if res is None:
+            return persona, None
+        if not res.ok:
+            f = res.failure or Failure(stage="consistency", kind="lm_error", message="no output")
+            # An unreadable verdict is not evidence of inconsistency: keep the persona, record the failure.
+            return persona.model_copy(update={"failures": (*persona.failures, f)}), None
+        verdict = res.outputs["verdict"]
+        if verdict.get("consistent", True):
+            return persona, None
+        return None, Rejection(
+            persona_id=persona.persona_id, source_record_id=persona.source_record_id, reason="inconsistent",
+            offending_fields=_offending(verdict.get("offending_fields") or ()),
+            message=str(verdict.get("reason", "")), raw=json.dumps(verdict, ensure_ascii=False, sort_keys=True))
+
+    # -- rounds: each round's details, then its verdicts; the rejected are replaced in the next round -----------
+
+    def rounds(self, caller: Any) -> EnrichResult:
+        result = EnrichResult(personas=[])
+        queue = list(self.cands)
+        while queue and len(result.personas) < self.num_personas:
+            need = self.num_personas - len(result.personas)
+            batch, queue = queue[:need], queue[need:]
+            result.candidates_used += len(batch)
+            passed = []
+            for cand in batch:
+                rejected = self.precheck(cand)
+                if rejected is not None:
+                    result.rejections.append(rejected)
+                else:
+                    passed.append(cand)
+            asked = [self.details_inputs(c) for c in passed]
+            details = caller.map("enrich", self.enricher, [inputs for _, inputs in asked], desc="enrich: details")
+            written = []
+            for cand, (cats, _), res in zip(passed, asked, details, strict=True):
+                persona, failure, detail = self.written(cand, cats, res)
+                if detail:
+                    _count_failure(caller, "enrich", failure.kind)
+                if persona is None:
+                    result.rejections.append(self.lm_rejection(cand, failure))
+                else:
+                    written.append(persona)
+            if self.check:
+                verdicts = caller.map("consistency", self.checker, [{"persona": p.render()} for p in written],
+                                      desc="enrich: consistency")
+            else:
+                verdicts = [None] * len(written)
+            for persona, res in zip(written, verdicts, strict=True):
+                kept, rejected = self.verdict(persona, res)
+                if kept is not None:
+                    result.personas.append(kept)
+                else:
+                    result.rejections.append(rejected)
+        return result
+
+    # -- streamed: a candidate's verdict is asked the moment its details are in, a rejected one replaced at once -
+
+    def stream(self, caller: Any, emit: Callable[[int, Persona], None]) -> tuple[list[Persona],
+                                                                                dict[tuple[str, str], Any]]:
+        """The kept personas and every answer, keyed by (stage, inputs); ``emit`` gets each kept persona once all
+        candidates before it are settled. The same candidates are used as in ``rounds``: each rejection starts
+        exactly one more candidate, so both use the shortest prefix of the candidates holding
+        ``num_personas`` kept ones, and the kept ones keep the candidates' order."""
+        run = _Streamed(self, caller, emit)
+        with contextlib.ExitStack() as bars:
+            bars.enter_context(caller.reporting("enrich", self.num_personas, desc="enrich: details"))
+            if self.check:
+                bars.enter_context(caller.reporting("consistency", self.num_personas, desc="enrich: consistency"))
+            run.run()
+        return run.kept, run.answers
+
+
+class _Streamed:
+    """One streamed enrichment: candidates in flight, their outcomes, the personas emitted so far."""
+
+    def __init__(self, plan: _EnrichPlan, caller: Any, emit: Callable[[int, Persona], None]) -> None:
+        self.plan, self.caller, self.emit = plan, caller, emit
+        self.todo = iter(plan.cands)
+        self.started = 0
+        self.outcome: dict[int, Persona | None] = {}  # candidate position -> kept persona, or None (rejected)
+        self.settled = 0
+        self.kept: list[Persona] = []
+        self.answers: dict[tuple[str, str], Any] = {}
+        # future -> (stage, candidate position, what the answer is for, the call's inputs, first persona's call)
+        self.pending: dict[Any, tuple[str, int, Any, dict[str, str], bool]] = {}
+
+    def start_next(self) -> None:
+        """Start the next candidate that reaches the LM (one rejected by the rules is replaced at once)."""
+        for cand in self.todo:
+            i, self.started = self.started, self.started + 1
+            if self.plan.precheck(cand) is not None:
+                self.outcome[i] = None
+                continue
+            cats, inputs = self.plan.details_inputs(cand)
+            # Until a persona is kept, the first candidate's calls go first (the rows wait for a persona).
+            first = not self.kept and not any(p[1] < i for p in self.pending.values())
+            future = self.caller.submit("enrich", self.plan.enricher, inputs, first=first, report=True)
+            self.pending[future] = ("enrich", i, (cand, cats), inputs, first)
+            return
+
+    def settle(self) -> None:
+        """Emit the kept personas whose place is final (every candidate before them is settled)."""
+        while self.settled < self.started and self.settled in self.outcome:
+            persona = self.outcome[self.settled]
+            self.settled += 1
+            if persona is not None:
+                self.emit(len(self.kept), persona)
+                self.kept.append(persona)
+
+    def run(self) -> None:
+        for _ in range(self.plan.num_personas):
+            self.start_next()
+        while self.pending:
+            for future in self.caller.wait_any(list(self.pending)):
+                stage, i, data, inputs, first = self.pending.pop(future)
+                res = future.result()
+                self.answers[(stage, _key(inputs))] = res
+                if stage == "enrich":
+                    persona, _, _ = self.plan.written(*data, res)
+                    if persona is not None and self.plan.check:
+                        ask = {"persona": persona.render()}
+                        check = self.caller.submit("consistency", self.plan.checker, ask, first=first, report=True)
+                        self.pending[check] = ("consistency", i, persona, ask, first)
+                        continue
+                    kept = persona
+                else:
+                    kept, _ = self.plan.verdict(data, res)
+                self.outcome[i] = kept
+                if kept is None:
+                    self.start_next()
+            self.settle()
+        self.settle()
 
 
 def failure_of(rejection: Rejection) -> Failure:

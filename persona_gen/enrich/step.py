@@ -76,8 +76,10 @@ class EnrichStep(Step):
 
         want = int(self.cfg.scale.num_personas)
         caller = ctx.runtime.caller(self.role, stats=ctx.stats)
+        emit = ctx.emit
         enriched = run_enrich(inputs["candidates"], num_personas=want, cfg=self.settings, caller=caller,
-                              seed=self.seed(), signature=self.details_signature())
+                              seed=self.seed(), signature=self.details_signature(),
+                              emit=(lambda i, persona: emit("personas", i, persona)) if emit else None)
         if len(enriched.personas) < want:
             # An unreachable server shows up here as rejections: name it, not only "use a stronger model".
             lm_failure = next((r.message for r in enriched.rejections if r.reason == "lm_failure"), None)

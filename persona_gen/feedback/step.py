@@ -39,6 +39,11 @@ class AssignStep(Step):
             seen_rows=int(scale.test_seen_per_persona), unseen_rows=int(scale.test_unseen_per_persona),
             seed=self.seed())}
 
+    def persona_part(self, ctx: StepContext, inputs: Mapping[str, Any], persona: Any) -> Mapping[str, Any]:
+        """One persona's pairs (its part of ``pairs``, which is seeded per persona): streaming execution draws them
+        the moment the persona is final, before the other personas are."""
+        return self.run_once(ctx, {**inputs, "personas": [persona]})
+
     def planned_rows_per_persona(self) -> int:
         """Pairs of each persona: train + seen-test + unseen-test rows."""
         scale = self.settings

@@ -185,28 +185,37 @@ def _run_row_step(step: Step, rows: list[Row], results: _Results, ctx: StepConte
 
 
 def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True) -> Prepared:
-    """The run-scope steps (and, with ``question_steps``, the question-scope ones as batches)."""
-    out_dir = Path(cfg.paths.output_dir)
-    runtime = Runtime(cfg)
-    stats: dict[str, CallStats] = {}
-    ctx = StepContext(cfg=cfg, runtime=runtime, out_dir=out_dir, stats=stats)
-    outputs: dict[str, dict[str, Any]] = {}
+    """The run-scope steps one after another (and, with ``question_steps``, the question-scope ones as batches):
+    the barrier execution's run-once work."""
+    prep = _new_prepared(cfg, pipeline)
+    ctx = StepContext(cfg=cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=prep.stats)
     for step in pipeline.run_steps():
         inputs = {}
         for name, ref in step.inputs.items():
-            inputs[name] = (runtime.client(ref.field).model_id if ref.source == "model"
-                            else outputs[ref.source][ref.field])
-        outputs[step.name] = dict(step.run_once(ctx, inputs))
-    personas = list(outputs[pipeline.personas.source][pipeline.personas.field])
-    pairs = list(outputs[pipeline.pairs.source][pipeline.pairs.field])
+            inputs[name] = (prep.runtime.client(ref.field).model_id if ref.source == "model"
+                            else prep.outputs[ref.source][ref.field])
+        prep.outputs[step.name] = dict(step.run_once(ctx, inputs))
+    prep.personas = list(prep.outputs[pipeline.personas.source][pipeline.personas.field])
+    prep.pairs = list(prep.outputs[pipeline.pairs.source][pipeline.pairs.field])
+    prep.__post_init__()
     # Question-scope steps run on every question used, in the order the pairs first use them.
-    questions = list({a.question.question_id: a.question for a in pairs}.values())
+    questions = list({a.question.question_id: a.question for a in prep.pairs}.values())
     question_rows = [Row(q.question_id, {}, question=q) for q in questions]
-    prep = Prepared(cfg, pipeline, out_dir, runtime, outputs, personas, pairs, {}, {}, {}, [], stats)
     results = _Results(prep, {})
     for step in pipeline.row_steps("question") if question_steps else ():
         prep.question_results[step.name] = _run_row_step(step, question_rows, results, ctx)
+    _complete(prep)
+    return prep
 
+
+def _new_prepared(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
+    """An empty run-once state: the run steps' outputs, personas and pairs are filled in as the steps finish."""
+    return Prepared(cfg, pipeline, Path(cfg.paths.output_dir), Runtime(cfg), {}, [], [], {}, {}, {}, [], {})
+
+
+def _complete(prep: Prepared) -> None:
+    """Once every run-scope step is done: the steps' card facts, plots and tables, and the run's info."""
+    cfg, pipeline, outputs, runtime = prep.cfg, prep.pipeline, prep.outputs, prep.runtime
     info: dict[str, Any] = {}
     for step in pipeline.run_steps():
         if hasattr(step, "info"):
@@ -229,12 +238,33 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
         "generator_model": generator.model_id, "judge_model": judge.model_id,
         "embedded_model": any(cfg.models[r].kind == "smollm2" for r in pipeline.roles()),
         **info,
-        "num_personas": len(personas), "chunk_personas": _chunk_size(cfg),
+        "num_personas": len(prep.personas), "chunk_personas": _chunk_size(cfg),
         "steps": [{"step": name, "what": pipeline.steps[name].describe(), "scope": pipeline.steps[name].scope,
                    "by": pipeline.steps[name].made_by(runtime)} for name in pipeline.order],
         "inputs": pipeline.credits(),
     }
-    return prep
+
+
+def _stream_all(cfg: DictConfig, pipeline: Pipeline, parts: Path, *, chunks: bool,
+                planned: dict[str, int] | None = None) -> tuple[Prepared, int, dict[str, Any]]:
+    """Streaming execution from the first step: the run-scope steps on threads, the personas' rows as they arrive;
+    with ``chunks`` every persona chunk is made and written (one unsharded run), else only the run-once work.
+    Returns the run-once state, the LM calls made and the endpoints' report."""
+    from persona_gen.pipeline.stream import stream
+
+    prep = _new_prepared(cfg, pipeline)
+
+    def prepared(p: Prepared) -> None:
+        _complete(p)
+        _write_global_tables(p, parts)
+
+    def write(chunk: Any, results: Any) -> None:
+        _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
+
+    made, endpoints = stream(prep, parts, None if chunks else [], write_chunk=write, global_stats=prep.stats,
+                             chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3),
+                             chunk_size=_chunk_size(cfg), run_once=True, prepared=prepared, planned=planned)
+    return prep, made, endpoints
 
 
 def _merge_info(info: dict[str, Any], more: dict[str, Any]) -> None:
@@ -475,7 +505,14 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     _check_parts_dir(cfg, parts)
     check_endpoints({role: cfg.models[role] for role in pipeline.roles()})  # a dead server fails in seconds
     streaming = str(cfg.get("execution", "stream")) == "stream"
-    _plan_progress(cfg)
+    planned = _plan_progress(cfg)
+    endpoints: dict[str, Any] = {}
+    if count == 1 and streaming:
+        # One stream from the first step: no step waits for a step it does not read.
+        prep, lm_calls, endpoints = _stream_all(cfg, pipeline, parts, chunks=True, planned=planned)
+        _write_info(prep, parts)
+        prep.runtime.close()
+        return publish_parts(cfg, parts, lm_calls=lm_calls, endpoints=endpoints)
     if count > 1:
         # Global work once, whatever the number of shards: the first takes the lock, the others read its result.
         prep, _ = prepare_once(cfg, pipeline, parts)
@@ -484,7 +521,6 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
         _write_global_tables(prep, parts)
     mine = _shard_of(_chunks(len(prep.personas), _chunk_size(cfg)), index, count)
     lm_calls = sum(v.calls for v in prep.stats.values())
-    endpoints: dict[str, Any] = {}
     if streaming:
         from persona_gen.pipeline.stream import stream
 
@@ -492,7 +528,8 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
             _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
 
         made, endpoints = stream(prep, parts, mine, write_chunk=write, global_stats=prep.stats,
-                                 chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3))
+                                 chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3),
+                                 chunk_size=_chunk_size(cfg))
         lm_calls += made
     else:
         all_chunks = _chunks(len(prep.personas), _chunk_size(cfg))
@@ -511,15 +548,18 @@ def run(cfg: DictConfig) -> RunResult | ShardResult:
     return publish_parts(cfg, parts, lm_calls=lm_calls, endpoints=endpoints)
 
 
-def _plan_progress(cfg: DictConfig) -> None:
+def _plan_progress(cfg: DictConfig) -> dict[str, int]:
     """Give the overall progress bar its total before the first step: the calls task=plan expects (no LM call).
-    The streaming runner refines it once the run-once steps know the real counts."""
+    Returns the estimate per stage; the streaming runner refines it once the run-once steps know the real counts."""
     try:
         from persona_gen.pipeline.plan import plan_run
 
-        progress.current().plan(sum(plan_run(cfg).calls_by_stage().values()))
+        by_stage = {str(k): int(v) for k, v in plan_run(cfg).calls_by_stage().items()}
     except Exception:  # an estimate only: never a reason to stop a run
         log.debug("no plan for the progress bar", exc_info=True)
+        return {}
+    progress.current().plan(sum(by_stage.values()))
+    return by_stage
 
 
 def _write_global_tables(prep: Prepared, parts: Path) -> None:
@@ -547,12 +587,11 @@ def prepare_once(cfg: DictConfig, pipeline: Pipeline, parts: Path) -> tuple[Prep
     streaming = str(cfg.get("execution", "stream")) == "stream"
 
     def make() -> Prepared:
-        prep = _prepare(cfg, pipeline, question_steps=not streaming)
-        _write_global_tables(prep, parts)
         if streaming:
-            from persona_gen.pipeline.stream import stream
-
-            stream(prep, parts, [], write_chunk=lambda *a: None, global_stats=prep.stats, chunks_in_flight=1)
+            prep, _, _ = _stream_all(cfg, pipeline, parts, chunks=False)
+        else:
+            prep = _prepare(cfg, pipeline)
+            _write_global_tables(prep, parts)
         _write_info(prep, parts)
         write_state(prep, parts)  # last: its presence says the run-once work is complete
         return prep

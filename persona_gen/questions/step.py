@@ -71,10 +71,12 @@ class QuestionsStep(Step):
         from persona_gen.questions.stage import run_questions
 
         caller = ctx.runtime.caller(self.role, stats=ctx.stats)
+        # The plot is drawn with the card's facts (``plots``), after the questions are handed on: the rows that
+        # read them need not wait for matplotlib.
         result = run_questions(cfg=self.settings, caller=caller, seed=self.seed(),
-                               max_candidates=self.cfg.scale.get("max_candidate_prompts"),
-                               plot_dir=ctx.out_dir / "questions")
-        return {"questions": result.questions, "filter_counts": result.filter_counts, "_result": result}
+                               max_candidates=self.cfg.scale.get("max_candidate_prompts"), plot_dir=None)
+        return {"questions": result.questions, "filter_counts": result.filter_counts, "_result": result,
+                "_plot_dir": ctx.out_dir / "questions"}
 
     # -- planning (task=plan): counts from the prompt files and the rule filters, no LM ------------------------
 
@@ -162,7 +164,12 @@ class QuestionsStep(Step):
         return {"filter_counts": outputs["filter_counts"], "min_words": self.settings.min_words}
 
     def plots(self, outputs: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        return [(Path(p).name, Path(p)) for p in getattr(outputs["_result"], "plots", []) or []]
+        from persona_gen.questions.clusters import plot_clusters
+        from persona_gen.questions.stage import CLUSTER_PLOT
+
+        path = plot_clusters(outputs["questions"], Path(outputs["_plot_dir"]) / CLUSTER_PLOT,
+                             top=self._settings().plot_top)
+        return [(Path(path).name, Path(path))]
 
     def frame(self, output: str, value: Any) -> pd.DataFrame:
         return pd.DataFrame([q.model_dump(mode="json") for q in value])

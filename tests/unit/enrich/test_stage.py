@@ -6,20 +6,19 @@ from importlib import resources
 
 import dspy
 import pytest
-from omegaconf import OmegaConf
 
 import persona_gen.census as census
-from persona_gen.core.cache import CallCache
 from persona_gen.core.calls import Caller
 from persona_gen.core.errors import ConfigError
-from persona_gen.core.records import CENSUS_KEYS, LM_KEYS, PERSONA_KEYS, PSYCHO_KEYS, Persona, stable_id
+from persona_gen.core.records import CENSUS_KEYS, LM_KEYS, PERSONA_KEYS, PSYCHO_KEYS, Persona
 from persona_gen.enrich.psychodemographics import TABLE_SETS
 from persona_gen.enrich.render import render_attributes, summarize
 from persona_gen.enrich.stage import Rejection, _offending, echoed_source, failure_of, run_enrich
 from persona_gen.signatures import CheckPersonaConsistency, ConsistencyVerdict, Idiosyncrasies, WritePersonaDetails
 from persona_gen.signatures.enrich import DETAIL_GUIDE
-from persona_gen.testing import FakeEngine, fake_client
+from persona_gen.testing import FakeEngine
 from tests.helpers import compose_run
+from tests.unit.enrich.conftest import adult_candidates, fake_caller
 
 SEED = 7
 ENRICH_OPTIONS = sorted(p.name[:-5] for p in resources.files("persona_gen.conf").joinpath("stage", "enrich").iterdir()
@@ -35,27 +34,11 @@ def source():
 @pytest.fixture(scope="module")
 def candidates(source):
     """Real census candidates of adults, built the way the pipeline builds them."""
-    frame = census.sample_personas(8, seed=SEED, source=source, where="age >= 18")
-    out = []
-    for i, row in enumerate(frame.to_dict(orient="records")):
-        rid = str(row["source_record_id"])
-        out.append(Persona(persona_id=stable_id("p", SEED, i, rid), attributes={k: str(row[k]) for k in CENSUS_KEYS},
-                           source_record_id=rid, provenance={"census": source.name}))
-    return out
-
-
-@pytest.fixture
-def cfg():
-    path = resources.files("persona_gen.conf").joinpath("stage", "enrich", "default.yaml")
-    return OmegaConf.create(path.read_text(encoding="utf-8"))
+    return adult_candidates(8, SEED)
 
 
 def _caller(tmp_path, engine: FakeEngine | None = None) -> Caller:
-    client = fake_client(max_tokens=256)
-    if engine is not None:
-        client.engine, client.async_engine = engine, None  # this LM has no async twin: calls run on threads
-        client.lm = dspy.LM("local/fake-v1", engine=engine, cache=False)
-    return Caller(client, CallCache(tmp_path / "cache"), progress=False)
+    return fake_caller(tmp_path, engine)
 
 
 def _poisoned(cands, index: int, key: str, value: str):
