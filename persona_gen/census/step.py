@@ -95,10 +95,12 @@ class FidelityStep(Step):
         size = int(sampler.get("fidelity_sample_size", 20_000) or 0)
         if size <= 0:
             return {"fidelity": None}
+        # The report and its figure are written with the card's facts (``plots``): drawing holds the interpreter for
+        # seconds, which a streaming run keeps off the time its endpoints are busy.
         return {"fidelity": run_fidelity(inputs["source"], where=sampler.get("where"), quotas=_quotas(sampler),
                                          seed=self.seed(), sample_size=size,
-                                         published=[p.attributes for p in inputs["personas"]],
-                                         out_dir=ctx.out_dir / "fidelity")}
+                                         published=[p.attributes for p in inputs["personas"]]),
+                "_out_dir": ctx.out_dir / "fidelity"}
 
     def info(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         from persona_gen.census.fidelity import fidelity_summary
@@ -107,9 +109,11 @@ class FidelityStep(Step):
         return {"fidelity": fidelity_summary(fid, plot="plots/population_vs_census.png") if fid else None}
 
     def plots(self, outputs: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        fid = outputs["fidelity"]
-        if fid and fid["paths"].get("png"):
-            from pathlib import Path
+        """Write ``fidelity.json`` and the figure; the figure is the card's ``population_vs_census.png``."""
+        from persona_gen.census.fidelity import write_fidelity
 
-            return [("population_vs_census.png", Path(fid["paths"]["png"]))]
-        return []
+        fid = outputs["fidelity"]
+        if not fid:
+            return []
+        paths = write_fidelity(fid, outputs["_out_dir"])
+        return [("population_vs_census.png", paths["png"])]

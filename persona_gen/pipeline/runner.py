@@ -213,15 +213,16 @@ def _new_prepared(cfg: DictConfig, pipeline: Pipeline) -> Prepared:
     return Prepared(cfg, pipeline, Path(cfg.paths.output_dir), Runtime(cfg), {}, [], [], {}, {}, {}, [], {})
 
 
-def _complete(prep: Prepared) -> None:
-    """Once every run-scope step is done: the steps' card facts, plots and tables, and the run's info."""
+def _complete(prep: Prepared, *, plots: bool = True) -> None:
+    """Once every run-scope step is done: the steps' card facts, plots (unless ``plots`` is False: then
+    ``_draw_plots`` later) and tables, and the run's info."""
     cfg, pipeline, outputs, runtime = prep.cfg, prep.pipeline, prep.outputs, prep.runtime
     info: dict[str, Any] = {}
+    if plots:
+        _draw_plots(prep)
     for step in pipeline.run_steps():
         if hasattr(step, "info"):
             _merge_info(info, step.info(outputs[step.name]))
-        if hasattr(step, "plots"):
-            prep.plots += step.plots(outputs[step.name])
         if hasattr(step, "frame"):
             for table in pipeline.tables.values():
                 if table.source is not None and table.source.source == step.name:
@@ -245,6 +246,12 @@ def _complete(prep: Prepared) -> None:
     }
 
 
+def _draw_plots(prep: Prepared) -> None:
+    for step in prep.pipeline.run_steps():
+        if hasattr(step, "plots"):
+            prep.plots += step.plots(prep.outputs[step.name])
+
+
 def _stream_all(cfg: DictConfig, pipeline: Pipeline, parts: Path, *, chunks: bool,
                 planned: dict[str, int] | None = None) -> tuple[Prepared, int, dict[str, Any]]:
     """Streaming execution from the first step: the run-scope steps on threads, the personas' rows as they arrive;
@@ -255,7 +262,7 @@ def _stream_all(cfg: DictConfig, pipeline: Pipeline, parts: Path, *, chunks: boo
     prep = _new_prepared(cfg, pipeline)
 
     def prepared(p: Prepared) -> None:
-        _complete(p)
+        _complete(p, plots=False)
         _write_global_tables(p, parts)
 
     def write(chunk: Any, results: Any) -> None:
@@ -264,6 +271,9 @@ def _stream_all(cfg: DictConfig, pipeline: Pipeline, parts: Path, *, chunks: boo
     made, endpoints = stream(prep, parts, None if chunks else [], write_chunk=write, global_stats=prep.stats,
                              chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3),
                              chunk_size=_chunk_size(cfg), run_once=True, prepared=prepared, planned=planned)
+    # Drawn once the LM calls are done: matplotlib holds the interpreter (and so every endpoint's next call).
+    _draw_plots(prep)
+    _write_global_plots(prep, parts)
     return prep, made, endpoints
 
 
@@ -565,6 +575,10 @@ def _plan_progress(cfg: DictConfig) -> dict[str, int]:
 def _write_global_tables(prep: Prepared, parts: Path) -> None:
     for name, frame in prep.tables.items():
         _write_frame(parts / "global" / f"{name}.parquet", frame)
+    _write_global_plots(prep, parts)
+
+
+def _write_global_plots(prep: Prepared, parts: Path) -> None:
     for name, plot in prep.plots:
         atomic_write_bytes(parts / "global" / "plots" / name, plot.read_bytes(), error=PublishError)
 
