@@ -104,6 +104,7 @@ class RunReporter:
         self._done = 0
         self._overall: Any = None
         self._lock = threading.RLock()
+        self._want_overall = False
 
     # -- what the executor calls ---------------------------------------------------------------------------------
 
@@ -132,8 +133,9 @@ class RunReporter:
             if self.context:
                 name = f"{name} [{self.context}]"
             bar = None
-            if self.bars and show and total:
-                self._ensure_overall()
+            # The overall bar appears with the first answer: a run that stops on bad input before any call (a step
+            # on another thread may have started) prints its one error line and no bar.
+            self._want_overall = self._want_overall or bool(self.bars and show and total)
             if self.bars and show and total and self.nested:
                 bar = tqdm(total=total, desc=name, unit="call", leave=False, position=1, dynamic_ncols=True)
             self._open[step] = _Open(name, time.monotonic(), bar)
@@ -158,6 +160,8 @@ class RunReporter:
                 self.failures.append({"step": step, "context": self.context, "ids": dict(ids or {}),
                                       "kind": failure.kind, "message": failure.message, "raw": failure.raw,
                                       "cached": bool(cached)})
+            if self._want_overall:
+                self._ensure_overall()
             self._done += 1
             if now is not None and now.bar is not None:
                 if failure is not None:

@@ -49,6 +49,8 @@ RETRY_TIER, FIRST_TIER, RUN_TIER, ROW_TIER = 3, 2, 1, 0
 INCREASE_EVERY = 25
 BACKOFF_S = 2.0
 MAX_BACKOFF_S = 30.0
+# How long closing an endpoint waits for the calls in flight on its event loop (and for its session to close).
+CLOSE_WAIT_S = 60.0
 # DSPy's projections of the transient errors worth sending again (lm15 error classes project to these).
 _RETRYABLE = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError", "RateLimitError",
               "ServerError", "TimeoutError", "TransportError")
@@ -96,6 +98,7 @@ class Endpoint:
         self.min_limit = self.limit
         client = self.caller.client
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.futures: set[Future[Any]] = set()  # calls in flight on the loop
         if client.io == "asyncio" and client.async_engine is not None:
             self.loop = asyncio.new_event_loop()
             threading.Thread(target=self.loop.run_forever, name=f"lm-{self.role}", daemon=True).start()
@@ -123,7 +126,16 @@ class Endpoint:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.loop is not None:
+        if self.loop is not None and self.loop.is_running():
+            # As the thread pool does: the calls in flight end first (none is left half-sent), then the engine's
+            # session is closed on its loop, then the loop stops.
+            concurrent.futures.wait([f for f in self.futures if not f.done()], timeout=CLOSE_WAIT_S)
+            aclose = getattr(self.caller.client.async_engine, "aclose", None)
+            if aclose is not None:
+                try:
+                    asyncio.run_coroutine_threadsafe(aclose(), self.loop).result(timeout=CLOSE_WAIT_S)
+                except Exception:  # closing is best effort: the process may be on its way out
+                    log.debug("closing the %s endpoint's session failed", self.role, exc_info=True)
             self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -207,6 +219,8 @@ class Scheduler:
         if ep.loop is not None:
             future: Future[Any] = asyncio.run_coroutine_threadsafe(
                 caller.attempt_async(call.stage, call.module, dict(call.inputs), pending.key), ep.loop)
+            ep.futures.add(future)
+            future.add_done_callback(ep.futures.discard)
         else:
             assert ep.pool is not None
             future = ep.pool.submit(caller.attempt, call.stage, call.module, dict(call.inputs), pending.key)
@@ -330,9 +344,10 @@ class ScheduledCaller(Caller):
         self.priority = priority
 
     def submit(self, stage: str, module: Any, inputs: dict[str, Any], *, sample_index: int = 0,
-               on_done: Callable[[CallResult], None] | None = None, first: bool = False,
+               on_done: Callable[[CallResult, str], None] | None = None, first: bool = False,
                report: bool = False) -> Future[CallResult]:
-        """The call's future; ``on_done`` (if any) runs on the scheduling thread first. Stats are the caller's;
+        """The call's future; ``on_done(result, cache key)`` (if any) runs on the scheduling thread first. Stats are
+        the caller's;
         ``report``: the answer counts on the stage's bar (``reporting``).
 
         ``first``: the call makes the step's first streamed item (the first persona), which every row waits for
@@ -347,7 +362,7 @@ class ScheduledCaller(Caller):
                 progress.current().call_done(stage, cached=result.cached, failure=result.failure,
                                              ids={"cache_key": key[:16]})
             if on_done is not None:
-                on_done(result)
+                on_done(result, key)
             future.set_result(result)
 
         self.scheduler.post(lambda: self.scheduler.submit(call, done, self.stats, priority=self.priority,
@@ -395,13 +410,13 @@ class ScheduledCaller(Caller):
         reporter.step_started(stage, len(inputs), label=desc)
         retries_before = self.scheduler.retries_by_stage.get(stage, 0)
 
-        def report(i: int, result: CallResult) -> None:
+        def report(i: int, result: CallResult, key: str) -> None:
             reporter.call_done(stage, cached=result.cached, failure=result.failure,
-                               ids={"index": i, **(ids[i] if ids else {})})
+                               ids={"index": i, "cache_key": key[:16], **(ids[i] if ids else {})})
 
         try:
             futures = [self.submit(stage, module, dict(item), sample_index=sample_index,
-                                   on_done=lambda r, i=i: report(i, r)) for i, item in enumerate(inputs)]
+                                   on_done=lambda r, k, i=i: report(i, r, k)) for i, item in enumerate(inputs)]
             return self.wait(futures)
         finally:
             reporter.step_finished(stage, retries=self.scheduler.retries_by_stage.get(stage, 0) - retries_before)
