@@ -347,8 +347,7 @@ class ScheduledCaller(Caller):
                on_done: Callable[[CallResult, str], None] | None = None, first: bool = False,
                report: bool = False) -> Future[CallResult]:
         """The call's future; ``on_done(result, cache key)`` (if any) runs on the scheduling thread first. Stats are
-        the caller's;
-        ``report``: the answer counts on the stage's bar (``reporting``).
+        the caller's; with ``report`` the answer counts on the stage's bar (``reporting``).
 
         ``first``: the call makes the step's first streamed item (the first persona), which every row waits for
         beside the other run steps' outputs: it goes before everything but retries.
@@ -388,7 +387,7 @@ class ScheduledCaller(Caller):
                 try:
                     out.append(future.result(timeout=0.5))
                     break
-                except TimeoutError:
+                except concurrent.futures.TimeoutError:  # the builtin TimeoutError from Python 3.11 on; not in 3.10
                     if self.scheduler.aborted.is_set():
                         raise RunAbortedError("the run stopped while this step waited for its LM calls") from None
         return out
