@@ -120,8 +120,6 @@ class _Stream:
         row_steps = self.pipeline.row_steps("question", "persona", "pair")
         # Later steps first on every endpoint: a row that has begun is finished before new rows start, so the
         # judge gets work while the generator still critiques (a FIFO queue sent every critique before any revision).
-        # Run-scope steps' calls go before all rows' (every row waits for them), later run steps first; the first
-        # persona's calls go before all (ScheduledCaller.submit(first=True)).
         # Waiting calls (Scheduler.submit): run-scope steps above rows (every row waits for them), the first
         # persona's calls above those; rows by persona (earlier personas first: the judge gets work early and
         # steadily), then later steps first (a row that has begun is finished before new rows start).
