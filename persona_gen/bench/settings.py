@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from persona_gen.core import config as schema
 from persona_gen.core.errors import ConfigError, format_error
 
 __all__ = ["ANALYSES", "MODES", "PAPER_MODES", "SPLITS", "BenchSettings", "read_settings"]
@@ -26,25 +27,25 @@ _WHERE = "command line or conf/bench/"
 
 @dataclass(frozen=True)
 class LeaveOneOutSettings:
-    mode: str = "output_only"
+    mode: str = schema.LeaveOneOutConfig.mode
     attributes: tuple[str, ...] | None = None
-    max_pairs: int | None = None
+    max_pairs: int | None = schema.LeaveOneOutConfig.max_pairs
 
 
 @dataclass(frozen=True)
 class PassAtKSettings:
-    mode: str = "output_only"
-    num_samples: int = 16
-    max_k: int = 16
-    temperature: float = 0.7
-    max_pairs: int | None = None
+    mode: str = schema.PassAtKConfig.mode
+    num_samples: int = schema.PassAtKConfig.num_samples
+    max_k: int = schema.PassAtKConfig.max_k
+    temperature: float = schema.PassAtKConfig.temperature
+    max_pairs: int | None = schema.PassAtKConfig.max_pairs
 
 
 @dataclass(frozen=True)
 class IntersectionalitySettings:
     filters: dict[str, dict[str, Any]] = field(default_factory=dict)
     breakdown_by: tuple[str, ...] = ()
-    min_group_size: int = 1
+    min_group_size: int = schema.IntersectionalityConfig.min_group_size
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,10 @@ class BenchSettings:
     modes: tuple[str, ...]
     analyses: tuple[str, ...]
     method: str | None = None
-    question_split: str = "held_out"
+    question_split: str = schema.BenchConfig.question_split
     num_personas: int | None = None
     questions_per_persona: int | None = None
-    bootstrap_samples: int = 1000
+    bootstrap_samples: int = schema.BenchConfig.bootstrap_samples
     intersectionality: IntersectionalitySettings = field(default_factory=IntersectionalitySettings)
     leave_one_out: LeaveOneOutSettings = field(default_factory=LeaveOneOutSettings)
     pass_at_k: PassAtKSettings = field(default_factory=PassAtKSettings)

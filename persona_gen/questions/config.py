@@ -28,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from persona_gen.core import config as schema
 from persona_gen.core.errors import ConfigError, format_error
 
 __all__ = [
@@ -42,7 +43,8 @@ __all__ = [
 
 WHERE = "conf/stage/questions/*.yaml or a stage.questions.* override"
 SOURCE_KINDS = ("prism_examples", "anthropic_values", "file")
-FILTER_STEPS = ("has_question_mark", "min_words", "dedup", "lm_controversial")
+# The defaults are the config schema's (persona_gen.core.config), written once.
+FILTER_STEPS = tuple(schema.QuestionsConfig().filters)
 CLUSTER_METHODS = ("kmeans", "agglomerative")
 DEDUP_ANALYZERS = ("char_wb", "char", "word")
 _SOURCE_KEYS = {"kind", "path", "text_column", "cluster_column", "name", "template", "first_person_template",
@@ -122,28 +124,28 @@ class SourceSpec:
 class DedupSettings:
     """Near-duplicate removal: TF-IDF over normalized text, cosine >= threshold is a duplicate."""
 
-    threshold: float = 0.9
-    analyzer: str = "char_wb"
-    ngram_min: int = 3
-    ngram_max: int = 5
+    threshold: float = schema.DedupConfig.threshold
+    analyzer: str = schema.DedupConfig.analyzer
+    ngram_min: int = schema.DedupConfig.ngram_min
+    ngram_max: int = schema.DedupConfig.ngram_max
 
 
 @dataclass(frozen=True)
 class ClusterSettings:
     """Topic clusters: keep the source's clusters where it has them, cluster the rest."""
 
-    keep_source: bool = True
-    method: str = "kmeans"
-    num_clusters: int | None = None
-    label_terms: int = 3
+    keep_source: bool = schema.ClustersConfig.keep_source
+    method: str = schema.ClustersConfig.method
+    num_clusters: int | None = schema.ClustersConfig.num_clusters
+    label_terms: int = schema.ClustersConfig.label_terms
 
 
 @dataclass(frozen=True)
 class GenerateSettings:
     """LM question generation: ``per_cluster`` questions for each topic."""
 
-    enabled: bool = False
-    per_cluster: int = 5
+    enabled: bool = schema.GenerateConfig.enabled
+    per_cluster: int = schema.GenerateConfig.per_cluster
     topics: tuple[str, ...] = ()
 
 
@@ -151,12 +153,12 @@ class GenerateSettings:
 class QuestionsSettings:
     sources: tuple[SourceSpec, ...] = ()
     filters: tuple[str, ...] = FILTER_STEPS
-    min_words: int = 5
+    min_words: int = schema.QuestionsConfig.min_words
     dedup: DedupSettings = field(default_factory=DedupSettings)
     clusters: ClusterSettings = field(default_factory=ClusterSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
-    held_out_share: float = 0.225
-    plot_top: int = 20
+    held_out_share: float = schema.QuestionsConfig.held_out_share
+    plot_top: int = schema.QuestionsConfig.plot_top
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> QuestionsSettings:
