@@ -190,11 +190,7 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
     prep = _new_prepared(cfg, pipeline)
     ctx = StepContext(cfg=cfg, runtime=prep.runtime, out_dir=prep.out_dir, stats=prep.stats)
     for step in pipeline.run_steps():
-        inputs = {}
-        for name, ref in step.inputs.items():
-            inputs[name] = (prep.runtime.client(ref.field).model_id if ref.source == "model"
-                            else prep.outputs[ref.source][ref.field])
-        prep.outputs[step.name] = dict(step.run_once(ctx, inputs))
+        prep.outputs[step.name] = dict(step.run_once(ctx, run_inputs(prep, step.inputs)))
     prep.personas = list(prep.outputs[pipeline.personas.source][pipeline.personas.field])
     prep.pairs = list(prep.outputs[pipeline.pairs.source][pipeline.pairs.field])
     prep.__post_init__()
@@ -206,6 +202,12 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
         prep.question_results[step.name] = _run_row_step(step, question_rows, results, ctx)
     _complete(prep)
     return prep
+
+
+def run_inputs(prep: Prepared, refs: dict[str, Ref]) -> dict[str, Any]:
+    """A run-scope step's inputs: model ids and the (done) run steps' outputs the references name."""
+    return {name: (prep.runtime.client(ref.field).model_id if ref.source == "model"
+                   else prep.outputs[ref.source][ref.field]) for name, ref in refs.items()}
 
 
 def _new_prepared(cfg: DictConfig, pipeline: Pipeline) -> Prepared:

@@ -32,7 +32,7 @@ from persona_gen.core import progress
 from persona_gen.core.calls import CallResult, CallStats
 from persona_gen.core.scheduler import FIRST_TIER, ROW_TIER, ScheduledCaller, Scheduler
 from persona_gen.core.steps import Row, RowResult, Step, StepContext
-from persona_gen.pipeline.runner import _chunks, _Results, chunk_done, step_rows
+from persona_gen.pipeline.runner import _chunks, _Results, chunk_done, run_inputs, step_rows
 
 __all__ = ["SKIPPED", "calls_per_row", "stream"]
 
@@ -210,8 +210,7 @@ class _Stream:
     # -- run-scope steps, on threads of their own -----------------------------------------------------------------
 
     def _run_deps(self, step: Step) -> list[str]:
-        names = [r.source for r in step.inputs.values() if r.source in self.pipeline.steps] + list(step.after)
-        return [n for n in dict.fromkeys(names) if self.pipeline.steps[n].scope == "run"]
+        return [d.name for d in self._deps(step) if d.scope == "run"]
 
     def _start_run_steps(self) -> None:
         for name, step in list(self.run_todo.items()):
@@ -221,8 +220,7 @@ class _Stream:
 
     def _start_run(self, step: Step) -> None:
         runtime = self.prep.runtime
-        inputs = {name: (runtime.client(ref.field).model_id if ref.source == "model"
-                         else self.prep.outputs[ref.source][ref.field]) for name, ref in step.inputs.items()}
+        inputs = run_inputs(self.prep, step.inputs)
         post = self.scheduler.post
 
         def emit(output: str, index: int, item: Any) -> None:
@@ -282,18 +280,21 @@ class _Stream:
             if part is None or any(r.source in self.pipeline.steps and r.source not in prep.outputs
                                    for r in others.values()):
                 return  # the pairs come with the step's output
-            inputs = {name: (prep.runtime.client(ref.field).model_id if ref.source == "model"
-                             else prep.outputs[ref.source][ref.field]) for name, ref in others.items()}
+            inputs = run_inputs(prep, others)
             for persona in new:
                 pairs = list(part(self.ctx, inputs, persona)[self.pipeline.pairs.field])
                 prep.pairs_of[persona.persona_id] = pairs
                 self.streamed_pairs += pairs
-        for index, persona in enumerate(new, start=self.paired):
-            self.rank[persona.persona_id] = index
-            self._new_questions(prep.pairs_of.get(persona.persona_id, []), index)
-        self.paired = len(prep.personas)
+        self._paired(new)
         for chunk in self.open_chunks:
             self._fill(chunk)
+
+    def _paired(self, personas: list[Any]) -> None:
+        """These personas (the next ones) have their pairs: their questions' tasks, served with their rank."""
+        for index, persona in enumerate(personas, start=self.paired):
+            self.rank[persona.persona_id] = index
+            self._new_questions(self.prep.pairs_of.get(persona.persona_id, []), index)
+        self.paired += len(personas)
 
     def _finalize(self) -> None:
         """Every run-scope step is done: the run-once work is complete. Its card facts, plots and global tables
@@ -506,10 +507,7 @@ class _Stream:
         try:
             self._start_run_steps()
             if not self.run_todo:  # the run-once work was read (shards): every persona and pair is known
-                self.paired = len(self.prep.personas)
-                for index, persona in enumerate(self.prep.personas):
-                    self.rank[persona.persona_id] = index
-                    self._new_questions(self.prep.pairs_of.get(persona.persona_id, []), index)
+                self._paired(self.prep.personas)
             self.scheduler.run(self._poll)
         finally:
             gc.unfreeze()
