@@ -111,6 +111,11 @@ class Prepared:
     pairs_of: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.index_pairs()
+
+    def index_pairs(self) -> None:
+        """``pairs_of``: each persona's pairs, from ``pairs``."""
+        self.pairs_of = {}
         for a in self.pairs:
             self.pairs_of.setdefault(a.persona_id, []).append(a)
 
@@ -193,7 +198,7 @@ def _prepare(cfg: DictConfig, pipeline: Pipeline, *, question_steps: bool = True
         prep.outputs[step.name] = dict(step.run_once(ctx, run_inputs(prep, step.inputs)))
     prep.personas = list(prep.outputs[pipeline.personas.source][pipeline.personas.field])
     prep.pairs = list(prep.outputs[pipeline.pairs.source][pipeline.pairs.field])
-    prep.__post_init__()
+    prep.index_pairs()
     # Question-scope steps run on every question used, in the order the pairs first use them.
     questions = list({a.question.question_id: a.question for a in prep.pairs}.values())
     question_rows = [Row(q.question_id, {}, question=q) for q in questions]
