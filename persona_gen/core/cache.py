@@ -33,7 +33,7 @@ from typing import Any
 
 import diskcache
 
-__all__ = ["CACHE_ERRORS", "KEY_VERSION", "CallCache", "cache_key", "canonical_json", "check_cache_dir"]
+__all__ = ["CACHE_ERRORS", "KEY_VERSION", "CallCache", "KeyMaker", "cache_key", "canonical_json", "check_cache_dir"]
 
 KEY_VERSION = 2
 
@@ -47,17 +47,27 @@ def canonical_json(obj: Any) -> str:
 
 def cache_key(*, stage: str, signature: dict[str, Any], model: dict[str, Any], inputs: dict[str, Any],
               sample_index: int = 0, program_hash: str = "") -> str:
-    """sha256 of the canonical JSON of everything that determines an LM answer."""
-    payload = {
-        "v": KEY_VERSION,
-        "stage": stage,
-        "signature": signature,
-        "model": model,
-        "inputs": inputs,
-        "sample": sample_index,
-        "program": program_hash,
-    }
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    """sha256 of the canonical JSON of everything that determines an LM answer: ``{"inputs", "model",
+    "program", "sample", "signature", "stage", "v"}``."""
+    return KeyMaker(stage=stage, signature=signature, model=model, program_hash=program_hash)(inputs, sample_index)
+
+
+class KeyMaker:
+    """``cache_key`` for one stage, module identity and model, with those parts serialized once.
+
+    The canonical JSON of a dict is its sorted keys' JSON joined, so the text around a call's inputs and sample
+    index is the same for every call of a module: written once here, it leaves one ``canonical_json`` of the
+    inputs per call (the signature identity, a few kB, was serialized again for every call)."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, *, stage: str, signature: dict[str, Any], model: dict[str, Any], program_hash: str = ""):
+        self._head = f',"model":{canonical_json(model)},"program":{canonical_json(program_hash)},"sample":'
+        self._tail = f',"signature":{canonical_json(signature)},"stage":{canonical_json(stage)},"v":{KEY_VERSION}}}'
+
+    def __call__(self, inputs: dict[str, Any], sample_index: int = 0) -> str:
+        text = f'{{"inputs":{canonical_json(inputs)}{self._head}{canonical_json(sample_index)}{self._tail}'
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 # Any of these from the cache is the cache's fault, never the run's: it is set aside and the run goes on.
@@ -74,13 +84,19 @@ def _set_aside_files(directory: Path) -> Path:
     return db
 
 
+def _diskcache(directory: Path, size_limit: int) -> diskcache.Cache:
+    # Nothing is evicted and nothing expires, so no set needs diskcache's cull (one more SELECT per set, and with
+    # it a release of the interpreter lock by the thread that stores every answer).
+    return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none", cull_limit=0)
+
+
 def _open(directory: Path, size_limit: int) -> diskcache.Cache | None:
     """Open the diskcache; a database that is not one (torn write, disk fault) is set aside and started anew.
 
     A cache that cannot be opened at all (a locked or read-only file) gives ``None``: the run goes on uncached.
     """
     try:
-        return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+        return _diskcache(directory, size_limit)
     except sqlite3.OperationalError as exc:
         log.warning("cache: cannot open %s (%s); this run goes on without a cache (answers are recomputed)",
                     directory, exc)
@@ -90,7 +106,7 @@ def _open(directory: Path, size_limit: int) -> diskcache.Cache | None:
         log.warning("cache: %s is corrupt (%s); moved to %s.corrupt, starting an empty cache (answers are recomputed)",
                     db, exc, db.name)
     try:
-        return diskcache.Cache(str(directory), size_limit=size_limit, eviction_policy="none")
+        return _diskcache(directory, size_limit)
     except CACHE_ERRORS as exc:
         log.warning("cache: cannot open a fresh cache in %s (%s); this run goes on without a cache", directory, exc)
         return None

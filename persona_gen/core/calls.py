@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from persona_gen.core import progress
 from persona_gen.core.adapter import JSONAdapter
-from persona_gen.core.cache import CallCache, cache_key, canonical_json
+from persona_gen.core.cache import CallCache, KeyMaker, canonical_json
 from persona_gen.core.lm import LMClient, signature_identity
 from persona_gen.core.records import Failure
 
@@ -144,6 +144,9 @@ class Caller:
         self.stats = stats if stats is not None else {}
         self.progress = progress
         self._stats_lock = threading.Lock()
+        # (stage, module identity, model identity) -> (those objects, their KeyMaker): a module's key text is
+        # serialized once, not once per call. The objects are kept so that their ids are not reused.
+        self._key_makers: dict[tuple[str, int, str, int], tuple[Any, Any, KeyMaker]] = {}
         # One adapter for all calls: it keeps each signature's system message and response format.
         self.adapter = JSONAdapter()
         # Calls run with DSPy's history off: DSPy would keep the last 10,000 prompts and answers twice (globally
@@ -166,8 +169,15 @@ class Caller:
     def key_for(self, stage: str, module: Any, inputs: dict[str, Any], sample_index: int = 0,
                 identity: tuple[dict[str, Any], str] | None = None) -> str:
         ident, phash = identity or self.module_identity(module)
-        return cache_key(stage=stage, signature=ident, model=self.client.identity, inputs=_plain(inputs),
-                         sample_index=sample_index, program_hash=phash)
+        model = self.client.identity
+        slot = (stage, id(ident), phash, id(model))
+        entry = self._key_makers.get(slot)
+        if entry is None or entry[0] is not ident or entry[1] is not model:
+            if len(self._key_makers) >= 256:  # a long-lived caller (an optimizer's loop) keeps the recent ones
+                self._key_makers.clear()
+            entry = self._key_makers[slot] = (ident, model, KeyMaker(stage=stage, signature=ident, model=model,
+                                                                     program_hash=phash))
+        return entry[2](_plain(inputs), sample_index)
 
     def _retries_failures(self) -> bool:
         """Whether recorded failures may be called again: a retry budget, and an LM whose answers can change."""

@@ -6,6 +6,7 @@ Ids derive from content and seed (never from time), so two runs with one seed ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any, Literal
@@ -134,7 +135,13 @@ class Pair(Record):
     @property
     def feedback_id(self) -> str:
         """The pair's id: the ``feedback_id`` of its feedback row and of its judgments."""
-        return stable_id("fb", self.persona_id, self.question.question_id, self.question_type, self.seen)
+        return _feedback_id(self.persona_id, self.question.question_id, self.question_type, self.seen)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _feedback_id(persona_id: str, question_id: str, question_type: str, seen: bool) -> str:
+    # A row's id is asked for at each of its steps (results are keyed by it); the recent pairs' are kept.
+    return stable_id("fb", persona_id, question_id, question_type, seen)
 
 
 class Rejection(Record):

@@ -51,6 +51,11 @@ BACKOFF_S = 2.0
 MAX_BACKOFF_S = 30.0
 # How long closing an endpoint waits for the calls in flight on its event loop (and for its session to close).
 CLOSE_WAIT_S = 60.0
+# Answers are stored in one cache transaction for up to this long (a COMMIT per batch of one or two answers cost the
+# coordinator much of its time with a fast engine). The wait for the next answer ends when the interval does, so
+# the transaction is committed on time even while nothing comes: a killed run loses at most this much of stored
+# answers besides the calls in flight, and other processes see an answer this soon.
+COMMIT_EVERY_S = 0.05
 # DSPy's projections of the transient errors worth sending again (lm15 error classes project to these).
 _RETRYABLE = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError", "RateLimitError",
               "ServerError", "TimeoutError", "TransportError")
@@ -270,6 +275,15 @@ class Scheduler:
 
         Ctrl-C (or any error) waits for the calls in flight only; queued calls are dropped.
         """
+        txn: contextlib.AbstractContextManager[None] | None = None  # the open cache transaction
+        since = 0.0
+
+        def commit() -> None:
+            nonlocal txn
+            if txn is not None:
+                cm, txn = txn, None
+                cm.__exit__(None, None, None)
+
         try:
             while True:
                 while self._local:
@@ -283,14 +297,20 @@ class Scheduler:
                 self._pump(now)
                 waits = [ep.deferred[0][0] - now for ep in self.endpoints.values() if ep.deferred]
                 if not any(ep.in_flight for ep in self.endpoints.values()) and not self.outside:
+                    commit()
                     if not waits:
                         raise RuntimeError("scheduler stalled: nothing in flight, queued or deferred, and the run "
                                            "is not complete")
                     time.sleep(max(0.0, min(waits)))
                     continue
+                timeout = max(0.01, min(waits)) if waits else None
+                if txn is not None:  # wait no longer than the open transaction may stay open
+                    timeout = max(0.0, min(timeout if timeout is not None else COMMIT_EVERY_S,
+                                           since + COMMIT_EVERY_S - now))
                 try:
-                    batch = [self._done.get(timeout=max(0.01, min(waits)) if waits else None)]
+                    batch = [self._done.get(timeout=timeout)]
                 except queue.Empty:
+                    commit()
                     continue
                 while True:
                     try:
@@ -298,17 +318,24 @@ class Scheduler:
                     except queue.Empty:
                         break
                 now = time.monotonic()
-                # One cache transaction per batch of answers (as in Caller.map).
-                with self.runtime.cache.transaction():
-                    for ep, pending, future in batch:
-                        if ep is None:
-                            pending()  # work posted from another thread
-                        else:
-                            self._finish(ep, pending, future, now)
-                    self._pump(now)
+                if txn is None:
+                    txn, since = self.runtime.cache.transaction(), now
+                    txn.__enter__()
+                for ep, pending, future in batch:
+                    if ep is None:
+                        pending()  # work posted from another thread
+                    else:
+                        self._finish(ep, pending, future, now)
+                self._pump(now)
+                if now - since >= COMMIT_EVERY_S:
+                    commit()
         except BaseException:
+            with contextlib.suppress(Exception):
+                commit()  # the answers stored so far are whole entries: kept
             self.close()
             raise
+        finally:
+            commit()
 
     def report(self) -> dict[str, Any]:
         return {role: ep.report() for role, ep in sorted(self.endpoints.items())}

@@ -120,19 +120,28 @@ class Prepared:
             self.pairs_of.setdefault(a.persona_id, []).append(a)
 
 
-def _entity_value(ref: Ref, row: Row, runtime: Runtime) -> Any:
-    if ref.source == "model":
-        return runtime.client(ref.field).model_id
-    if ref.source == "persona":
+def _entity_value(ref: Ref, row: Row, runtime: Runtime, texts: dict[str, tuple[Any, str]]) -> Any:
+    # Only the field asked for is computed. A persona's text is read at each of its rows' steps, so it is
+    # rendered once: ``texts`` keeps persona id -> (the persona, its text).
+    source, name = ref.source, ref.field
+    if source == "model":
+        return runtime.client(name).model_id
+    if source == "persona":
         p = row.persona
-        return {"id": p.persona_id, "text": p.render(), "summary": p.summary(),
-                "source_record_id": p.source_record_id}[ref.field]
-    if ref.source == "question":
+        if name == "text":
+            kept = texts.get(p.persona_id)
+            if kept is None or kept[0] is not p:
+                kept = texts[p.persona_id] = (p, p.render())
+            return kept[1]
+        if name == "summary":
+            return p.summary()
+        return {"id": p.persona_id, "source_record_id": p.source_record_id}[name]
+    if source == "question":
         q = row.question
         return {"id": q.question_id, "text": q.text, "cluster": q.cluster, "source": q.source,
-                "split": q.split}[ref.field]
+                "split": q.split}[name]
     a = row.pair
-    return {"id": a.feedback_id, "question_type": a.question_type, "seen": a.seen}[ref.field]
+    return a.feedback_id if name == "id" else {"question_type": a.question_type, "seen": a.seen}[name]
 
 
 class _Results:
@@ -141,22 +150,27 @@ class _Results:
     def __init__(self, prep: Prepared, local: dict[str, dict[str, RowResult]]) -> None:
         self.prep = prep
         self.local = local
+        self.texts: dict[str, tuple[Any, str]] = {}
 
     @property
     def pipeline(self) -> Pipeline:
         return self.prep.pipeline
 
     def row_result(self, step: Step, row: Row) -> RowResult | None:
-        key = {"question": row.question.question_id if row.question else None,
-               "persona": row.persona.persona_id if row.persona else None,
-               "pair": row.pair.feedback_id if row.pair else None}[step.scope]
+        scope = step.scope
+        if scope == "question":
+            key = row.question.question_id if row.question else None
+        elif scope == "persona":
+            key = row.persona.persona_id if row.persona else None
+        else:
+            key = row.pair.feedback_id if row.pair else None
         table = self.prep.question_results.get(step.name) if step.scope == "question" else self.local.get(step.name)
         return None if table is None else table.get(key)
 
     def value(self, ref: Ref, row: Row) -> tuple[bool, Any]:
         """(available, value) of a reference for a row; unavailable when the step failed or skipped the row."""
         if ref.source in ENTITIES or ref.source == "model":
-            return True, _entity_value(ref, row, self.prep.runtime)
+            return True, _entity_value(ref, row, self.prep.runtime, self.texts)
         step = self.prep.pipeline.steps[ref.source]
         if step.scope == "run":
             return True, self.prep.outputs[step.name][ref.field]

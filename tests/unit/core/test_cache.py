@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from persona_gen.core.cache import CallCache, cache_key
+from persona_gen.core.cache import KEY_VERSION, CallCache, KeyMaker, cache_key, canonical_json
 
 BASE = dict(stage="s", signature={"name": "Sig", "instructions": "x", "fields": {}},
             model={"kind": "fake", "name": "m", "temperature": 0.0}, inputs={"q": "a"}, sample_index=0)
@@ -28,6 +30,19 @@ def test_cache_key_ignores_dict_order():
     a = cache_key(**{**BASE, "inputs": {"x": 1, "y": 2}})
     b = cache_key(**{**BASE, "inputs": {"y": 2, "x": 1}})
     assert a == b
+
+
+def test_cache_key_is_the_sha256_of_the_whole_payload_and_keymaker_gives_it():
+    # The definition existing caches were written under: a faster way to build the text must not change a key.
+    args = {**BASE, "inputs": {"z": ["é", 1.5, None, True], "a": {"y": "line\n\"two\"", "b": 2}},
+            "sample_index": 3, "program_hash": "ab12"}
+    payload = {"v": KEY_VERSION, "stage": args["stage"], "signature": args["signature"], "model": args["model"],
+               "inputs": args["inputs"], "sample": 3, "program": "ab12"}
+    expected = hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    assert cache_key(**args) == expected
+    maker = KeyMaker(stage=args["stage"], signature=args["signature"], model=args["model"], program_hash="ab12")
+    assert maker(args["inputs"], 3) == expected
+    assert maker(args["inputs"], 0) != expected
 
 
 def test_call_cache_round_trips_and_counts(tmp_path):
