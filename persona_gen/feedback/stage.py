@@ -37,14 +37,28 @@ class DPFGenerator:
 Assignment = Pair
 
 
+_SPLITS: list[Any] = [None, 0, None]  # the question sequence last split, its length, its (train, held-out)
+
+
+def _splits(questions: Sequence[Question]) -> tuple[list[Question], list[Question]]:
+    # Streaming draws the pairs persona by persona from the same question list (a step output, never changed in
+    # place): it is sorted once, not once per persona.
+    last, size, splits = _SPLITS
+    if last is not questions or size != len(questions):
+        train = sorted((q for q in questions if q.split == "train"), key=lambda q: q.question_id)
+        held = sorted((q for q in questions if q.split == "held_out"), key=lambda q: q.question_id)
+        splits = (train, held)
+        _SPLITS[:] = [questions, len(questions), splits]
+    return splits
+
+
 def assign_questions(personas: Sequence[Persona], questions: Sequence[Question], *, train_rows: int, seen_rows: int,
                      unseen_rows: int, seed: int) -> list[Pair]:
     """Per persona: train + seen-test rows from the train split, unseen-test rows from the held-out split.
 
     Seeded per persona (independent of the other personas), without replacement within a persona.
     """
-    train = sorted((q for q in questions if q.split == "train"), key=lambda q: q.question_id)
-    held = sorted((q for q in questions if q.split == "held_out"), key=lambda q: q.question_id)
+    train, held = _splits(questions)
     if train_rows + seen_rows > len(train):
         raise ConfigError(format_error(
             "train-split questions", expected=f">= train_rows_per_persona + test_seen_per_persona = "

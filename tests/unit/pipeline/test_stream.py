@@ -92,3 +92,31 @@ class QuestionsThatFail(QuestionsStep):
     def run_once(self, ctx, inputs):
         _wait_for_answers("enrich")  # while enrichment still streams
         raise RuntimeError("the question source broke")
+
+
+# -- the garbage collector while streaming -------------------------------------------------------------------------
+
+def test_stream_runs_no_full_collection_and_restores_the_collector(tmp_path, monkeypatch):
+    import gc
+
+    from persona_gen.core.scheduler import Scheduler
+    from persona_gen.pipeline.stream import NO_FULL_COLLECTION
+
+    seen = {}
+    real = Scheduler.run
+
+    def watch(self, poll):
+        seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+        return real(self, poll)
+
+    monkeypatch.setattr(Scheduler, "run", watch)
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    run(compose_run(tmp_path / "s", tmp_path / "cs", FAKE))
+    assert seen["threshold"][:2] == before[:2] and seen["threshold"][2] >= NO_FULL_COLLECTION
+    assert seen["frozen"] > frozen_before
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
+    # and after a run that stops with an error
+    with pytest.raises(RuntimeError, match="the question source broke"):
+        run(compose_run(tmp_path / "e", tmp_path / "ce",
+                        [*FAKE, f"pipeline.steps.questions._target_={__name__}.QuestionsThatFail"]))
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
