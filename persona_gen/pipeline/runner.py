@@ -39,7 +39,7 @@ from persona_gen.core.parts import (
     write_part_marker,
 )
 from persona_gen.core.records import Persona, RunInfo
-from persona_gen.core.runtime import Runtime
+from persona_gen.core.runtime import Runtime, full_collections_paused
 from persona_gen.core.steps import ENTITIES, Ref, Row, RowResult, Step, StepContext
 from persona_gen.pipeline.graph import Pipeline, TableSpec
 
@@ -526,6 +526,13 @@ def check(cfg: DictConfig) -> Pipeline:
 @_no_partial_output
 def run(cfg: DictConfig) -> RunResult | ShardResult:
     """Run every stage; with ``shard.count`` > 1 only this shard's persona chunks, to be merged later."""
+    # No full garbage collection during the run (from the steps, the stream and publishing, which keep what they
+    # make): see persona_gen.core.runtime.full_collections_paused.
+    with full_collections_paused():
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> RunResult | ShardResult:
     from persona_gen.publish.hub import check_publish_config
     pipeline = check(cfg)
     shard = cfg.get("shard") or {}

@@ -19,7 +19,6 @@ rows, their order and their values are those of the barrier execution: same cach
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from typing import Any
 
 from persona_gen.core import progress
 from persona_gen.core.calls import CallResult, CallStats
+from persona_gen.core.runtime import full_collections_paused
 from persona_gen.core.scheduler import FIRST_TIER, ROW_TIER, ScheduledCaller, Scheduler
 from persona_gen.core.steps import Row, RowResult, Step, StepContext
 from persona_gen.pipeline.runner import _chunks, _Results, chunk_done, run_inputs, step_rows
@@ -42,8 +42,6 @@ SKIPPED = RowResult(None, None)
 _RUN_DONE = RowResult({})
 # How long a stopped run waits for its run-scope steps' threads to end.
 JOIN_S = 2.0
-# gc threshold of the oldest generation while streaming: young collections between two full ones, never reached.
-NO_FULL_COLLECTION = 10**9
 
 
 @dataclass(eq=False)
@@ -503,23 +501,14 @@ class _Stream:
         self.reporter.plan(self.reporter.answered + sum(self.planned.values()))
         for stage, total in self.planned.items():
             self.reporter.step_started(stage, total, label=str(self.labels.get(stage, stage)))
-        # The cyclic garbage collector's full collections walk every object and stop every thread: before the
-        # stream, each held the endpoints 0.1-0.2 s with no call sent. So the objects made so far (imports, the
-        # census pool, configs) are set aside, and no full collection runs while the stream does: the results it
-        # keeps grow the old generation, which made one every ~5 s, each longer than the last (0.25-0.4 s at 400
-        # personas, 7% of the run) and none finding anything. Young collections (each call's own cycles) go on.
-        # Both are undone at the end.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], NO_FULL_COLLECTION))
         try:
-            self._start_run_steps()
-            if not self.run_todo:  # the run-once work was read (shards): every persona and pair is known
-                self._paired(self.prep.personas)
-            self.scheduler.run(self._poll)
+            # No full garbage collection while the stream runs (they held the endpoints 0.1-0.4 s at a time).
+            with full_collections_paused():
+                self._start_run_steps()
+                if not self.run_todo:  # the run-once work was read (shards): every persona and pair is known
+                    self._paired(self.prep.personas)
+                self.scheduler.run(self._poll)
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
             self.report = self.scheduler.report()
             self.scheduler.close()
             # After an error or Ctrl-C: steps waiting for answers give up at once (RunAbortedError); give one still

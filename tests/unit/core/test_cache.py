@@ -185,3 +185,11 @@ def test_a_write_that_fails_inside_a_transaction_sets_aside_once(tmp_path, caplo
     # The old transaction's COMMIT fails on the closed handle: that must not set the fresh cache aside too.
     assert cache.set_aside == 1
     assert cache.get("b") == {"outputs": {"x": 2}, "failure": None}
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4095, 10_000])
+def test_sha256_hex_in_pieces_is_sha256(size):
+    from persona_gen.core.cache import sha256_hex
+
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()

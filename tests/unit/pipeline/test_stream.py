@@ -99,8 +99,8 @@ class QuestionsThatFail(QuestionsStep):
 def test_stream_runs_no_full_collection_and_restores_the_collector(tmp_path, monkeypatch):
     import gc
 
+    from persona_gen.core.runtime import NO_FULL_COLLECTION
     from persona_gen.core.scheduler import Scheduler
-    from persona_gen.pipeline.stream import NO_FULL_COLLECTION
 
     seen = {}
     real = Scheduler.run
