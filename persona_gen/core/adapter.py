@@ -17,8 +17,10 @@ from typing import Any
 
 import dspy
 from dspy.adapters.utils import format_field_value
+from dspy.clients.backend_selection import CLIENT_KEYS as _CLIENT_KEYS  # per-call settings that reroute a call
 
 __all__ = ["JSONAdapter"]
+
 
 
 class JSONAdapter(dspy.JSONAdapter):
@@ -31,6 +33,7 @@ class JSONAdapter(dspy.JSONAdapter):
         self._formats: weakref.WeakKeyDictionary[type, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
         self._requirements: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._caps: dict[int, tuple[weakref.ref[Any], tuple[bool, bool]]] = {}
 
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
         message = self._system.get(signature)
@@ -42,8 +45,7 @@ class JSONAdapter(dspy.JSONAdapter):
 
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
         # The choice depends on the LM's capabilities as well as the signature.
-        key = ("response_format" in lm.supported_params, bool(lm.supports_response_schema),
-               self.use_native_function_calling)
+        key = (*self._capabilities(lm, lm_kwargs), self.use_native_function_calling)
         per_signature = self._formats.get(signature)
         if per_signature is not None and key in per_signature:
             found = per_signature[key]
@@ -56,6 +58,23 @@ class JSONAdapter(dspy.JSONAdapter):
             self._formats.setdefault(signature, {})[key] = scratch.get("response_format")
         if "response_format" in scratch:
             lm_kwargs["response_format"] = scratch["response_format"]
+
+    def _capabilities(self, lm: Any, lm_kwargs: dict[str, Any]) -> tuple[bool, bool]:
+        # (takes response_format, takes a JSON schema) of an LM: DSPy works both out from its capability table on
+        # every read (~6 us a call). They follow from the LM and the call's client settings; a call that brings
+        # none of its own (every call persona_gen makes) has the LM's, read once per LM object.
+        if not lm_kwargs.keys().isdisjoint(_CLIENT_KEYS):
+            return "response_format" in lm.supported_params, bool(lm.supports_response_schema)
+        found = self._caps.get(id(lm))
+        if found is None or found[0]() is not lm:
+            caps = ("response_format" in lm.supported_params, bool(lm.supports_response_schema))
+            try:
+                ref = weakref.ref(lm)
+            except TypeError:
+                return caps
+            with self._lock:
+                self._caps[id(lm)] = found = (ref, caps)
+        return found[1]
 
     def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
         found = self._requirements.get(signature)

@@ -70,3 +70,22 @@ def test_a_call_through_the_adapter_parses() -> None:
     with dspy.context(lm=lm, adapter=JSONAdapter()):
         pred = dspy.Predict(sigs.JudgeInVoice)(persona="p", question="q?", first_answer="a", second_answer="b")
     assert pred.preferred in {"first", "second", "tie"}
+
+
+def test_capabilities_are_read_once_per_lm_unless_a_call_brings_client_settings(monkeypatch):
+    from persona_gen.testing import fake_client
+
+    lm = fake_client().lm
+    adapter = JSONAdapter()
+    reads = []
+    real = type(lm).supports_response_schema
+
+    monkeypatch.setattr(type(lm), "supports_response_schema",
+                        property(lambda self: reads.append(1) or real.fget(self)))
+    first = adapter._capabilities(lm, {})
+    assert adapter._capabilities(lm, {"config": {"seed": 1}}) == first and len(reads) == 1
+    adapter._capabilities(lm, {"api_base": "http://elsewhere/v1"})  # may route elsewhere: read again
+    assert len(reads) == 2
+    other = fake_client().lm
+    adapter._capabilities(other, {})
+    assert len(reads) == 3
