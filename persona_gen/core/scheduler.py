@@ -15,6 +15,11 @@ one. What each endpoint sustained (calls, calls/s, in flight, retries, limit) go
 Run-scope steps (enrichment, the question filter, ...) run on threads of their own while the scheduler runs:
 their ``ScheduledCaller`` hands each call to the scheduling thread (``Scheduler.post``), so their calls share the
 endpoints' slots with the rows' calls instead of opening a pool of their own.
+
+The scheduling thread handles every call twice (asking, answering), so it is kept cheap: answers are stored in one
+cache transaction per ``COMMIT_EVERY_S`` (50 ms: a kill loses at most that much of stored answers, besides the
+calls in flight), cache keys are hashed without letting go of the interpreter lock (``cache.sha256_hex``), and an
+endpoint's workers take their calls from one queue (``_Workers``), with no future per call.
 """
 
 from __future__ import annotations
