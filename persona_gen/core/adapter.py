@@ -22,7 +22,6 @@ from dspy.clients.backend_selection import CLIENT_KEYS as _CLIENT_KEYS  # per-ca
 __all__ = ["JSONAdapter"]
 
 
-
 class JSONAdapter(dspy.JSONAdapter):
     """A drop-in ``dspy.JSONAdapter`` that memoizes the per-signature parts of a prompt."""
 
