@@ -481,16 +481,12 @@ class ScheduledCaller(Caller):
         if not inputs:
             return []
         reporter = progress.current()
-        reporter.step_started(stage, len(inputs), label=desc)
-        retries_before = self.scheduler.retries_by_stage.get(stage, 0)
 
         def report(i: int, result: CallResult, key: str) -> None:
             reporter.call_done(stage, cached=result.cached, failure=result.failure,
                                ids={"index": i, "cache_key": key[:16], **(ids[i] if ids else {})})
 
-        try:
+        with self.reporting(stage, len(inputs), desc=desc):
             futures = [self.submit(stage, module, dict(item), sample_index=sample_index,
                                    on_done=lambda r, k, i=i: report(i, r, k)) for i, item in enumerate(inputs)]
             return self.wait(futures)
-        finally:
-            reporter.step_finished(stage, retries=self.scheduler.retries_by_stage.get(stage, 0) - retries_before)

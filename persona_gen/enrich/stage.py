@@ -26,6 +26,7 @@ import dspy
 import numpy as np
 import pandas as pd
 
+from persona_gen.core.cache import canonical_json
 from persona_gen.core.calls import Caller, CallStats
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import signature_hash
@@ -316,7 +317,7 @@ def run_enrich(candidates: Sequence[Persona], *, num_personas: int, cfg: Any, ca
 
 
 def _key(inputs: Mapping[str, Any]) -> str:
-    return json.dumps(dict(inputs), sort_keys=True, ensure_ascii=False)
+    return canonical_json(dict(inputs))
 
 
 class _Replay:

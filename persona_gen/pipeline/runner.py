@@ -164,7 +164,7 @@ class _Results:
             key = row.persona.persona_id if row.persona else None
         else:
             key = row.pair.feedback_id if row.pair else None
-        table = self.prep.question_results.get(step.name) if step.scope == "question" else self.local.get(step.name)
+        table = self.prep.question_results.get(step.name) if scope == "question" else self.local.get(step.name)
         return None if table is None else table.get(key)
 
     def value(self, ref: Ref, row: Row) -> tuple[bool, Any]:
@@ -286,16 +286,22 @@ def _stream_all(cfg: DictConfig, pipeline: Pipeline, parts: Path, *, chunks: boo
         _complete(p, plots=False)
         _write_global_tables(p, parts)
 
-    def write(chunk: Any, results: Any) -> None:
-        _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
-
-    made, endpoints = stream(prep, parts, None if chunks else [], write_chunk=write, global_stats=prep.stats,
-                             chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3),
-                             chunk_size=_chunk_size(cfg), run_once=True, prepared=prepared, planned=planned)
+    made, endpoints = stream(prep, parts, None if chunks else [], **_chunk_streaming(cfg, pipeline, parts),
+                             global_stats=prep.stats, run_once=True, prepared=prepared, planned=planned)
     # Drawn once the LM calls are done: matplotlib holds the interpreter (and so every endpoint's next call).
     _draw_plots(prep)
     _write_global_plots(prep, parts)
     return prep, made, endpoints
+
+
+def _chunk_streaming(cfg: DictConfig, pipeline: Pipeline, parts: Path) -> dict[str, Any]:
+    """How a stream makes persona chunks: its writer (into ``parts``), the chunks open at once, their size."""
+
+    def write(chunk: Any, results: Any) -> None:
+        _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
+
+    return {"write_chunk": write, "chunks_in_flight": int(cfg.scale.get("chunks_in_flight", 3) or 3),
+            "chunk_size": _chunk_size(cfg)}
 
 
 def _merge_info(info: dict[str, Any], more: dict[str, Any]) -> None:
@@ -562,12 +568,8 @@ def _run(cfg: DictConfig) -> RunResult | ShardResult:
     if streaming:
         from persona_gen.pipeline.stream import stream
 
-        def write(chunk: Any, results: Any) -> None:
-            _write_chunk(pipeline, parts, chunk.index, chunk.persona_rows, chunk.pair_rows, results, chunk.stats)
-
-        made, endpoints = stream(prep, parts, mine, write_chunk=write, global_stats=prep.stats,
-                                 chunks_in_flight=int(cfg.scale.get("chunks_in_flight", 3) or 3),
-                                 chunk_size=_chunk_size(cfg))
+        made, endpoints = stream(prep, parts, mine, **_chunk_streaming(cfg, pipeline, parts),
+                                 global_stats=prep.stats)
         lm_calls += made
     else:
         all_chunks = _chunks(len(prep.personas), _chunk_size(cfg))
