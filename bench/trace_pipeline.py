@@ -46,13 +46,13 @@ def record() -> list[tuple]:
         events.append(("ask", time.time(), call.role, call.stage, kw.get("rank", 0), kw.get("tier", 0)))
         return submit(self, call, done, stats, **kw)
 
-    def traced_send(self, ep, pending):
+    def traced_send(self, ep, pending, *args, **kw):
         events.append(("send", time.time(), ep.role, pending.call.stage))
-        return send(self, ep, pending)
+        return send(self, ep, pending, *args, **kw)
 
-    def traced_finish(self, ep, pending, outcome, now):
+    def traced_finish(self, ep, pending, outcome, now, **kw):
         events.append(("done", time.time(), ep.role, pending.call.stage))
-        return finish(self, ep, pending, outcome, now)
+        return finish(self, ep, pending, outcome, now, **kw)
 
     sched.Scheduler.submit, sched.Scheduler._send, sched.Scheduler._finish = traced_submit, traced_send, traced_finish
     return events

@@ -282,10 +282,11 @@ class Scheduler:
 
     # -- answers ------------------------------------------------------------------------------------------------
 
-    def _finish(self, ep: Endpoint, pending: _Pending, outcome: Any, now: float) -> None:
+    def _finish(self, ep: Endpoint, pending: _Pending, outcome: Any, now: float, *, freed: bool = False) -> None:
         """One answered call; ``outcome``: the attempt's (result, exception), or the future of one on an event
-        loop, or what a worker raised (raised here)."""
-        ep._account(now, -1)
+        loop, or what a worker raised (raised here); ``freed``: its slot is free already."""
+        if not freed:
+            ep._account(now, -1)
         ep.last_done = now
         if isinstance(outcome, Future):
             outcome = outcome.result()
@@ -369,11 +370,20 @@ class Scheduler:
                 if txn is None:
                     txn, since = self.runtime.cache.transaction(), now
                     txn.__enter__()
-                for ep, pending, outcome in batch:
+                # The slots of calls answered without an error are refilled from the calls already waiting before
+                # the answers are handled (stored, called back): with 16 answers arriving together, the last one's
+                # slot would otherwise wait for the other 15 to be handled first, every round. (An error may lower
+                # the endpoint's limit first: its slot is freed when it is handled.)
+                freed = [ep is not None and type(outcome) is tuple and outcome[1] is None for ep, _, outcome in batch]
+                for (ep, _, _), free in zip(batch, freed, strict=True):
+                    if free:
+                        ep._account(now, -1)
+                self._pump(now)
+                for (ep, pending, outcome), free in zip(batch, freed, strict=True):
                     if ep is None:
                         pending()  # work posted from another thread
                     else:
-                        self._finish(ep, pending, outcome, now)
+                        self._finish(ep, pending, outcome, now, freed=free)
                 self._pump(now)
                 if time.monotonic() - since >= COMMIT_EVERY_S:  # (a batch that wrote a chunk took a while)
                     commit()

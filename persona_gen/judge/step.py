@@ -99,12 +99,14 @@ class PairwiseJudgeStep(Step):
         from persona_gen.signatures import JudgeInVoice
 
         model = ctx.runtime.client(self.role).model_id
-        shash = signature_hash(JudgeInVoice)
+        if getattr(self, "_row_constants", None) is None:  # the same for every row: worked out once
+            self._row_constants = (signature_hash(JudgeInVoice),
+                                   [(v, program_hash(self._judge(v))) for v in self.variants()])
+        shash, variants = self._row_constants
         pair_id = row.pair.feedback_id
         records = []
         answers = iter(results)
-        for variant in self.variants():
-            phash = program_hash(self._judge(variant))
+        for variant, phash in variants:
             for order in ORDERS:
                 res = next(answers)
                 choice = str(res.outputs["preferred"]) if res.ok else "abstain"

@@ -48,3 +48,18 @@ def test_shutdown_lets_the_jobs_in_hand_end():
     threading.Timer(0.2, release.set).start()
     workers.shutdown()
     assert out == ["late"] and not workers.threads
+
+
+def test_a_freed_slot_is_refilled_before_its_answer_is_handled(tmp_path):
+    # One slot: when the first answer is handled (stored, called back), the next waiting call is in flight already,
+    # so the slot does not wait for the bookkeeping; the last answer finds nothing left to send.
+    sched = Scheduler(_Runtime(CallCache(tmp_path), fake_client(concurrency=1)))
+    module = dspy.Predict(JudgeInVoice)
+    ep = sched.endpoint("generator")
+    seen: list[int] = []
+    for i in range(3):
+        sched.submit(Call("judge", module, _inputs(i), "generator"), lambda r, k: seen.append(ep.in_flight), {})
+    sched.run(lambda: len(seen) == 3)
+    sched.close()
+    assert seen == [1, 1, 0]
+    assert ep.max_in_flight == 1 and ep.calls == 3
