@@ -164,11 +164,11 @@ def test_shipped_launcher_config_composes_on_the_installed_plugin(name: str) -> 
     pytest.importorskip(config_module)  # registers the plugin's base configs in Hydra's ConfigStore
     register_configs()
     GlobalHydra.instance().clear()
+    # One sweep dir for both: its default holds the time to the second, and the two composes may straddle one.
+    fixed = ["hydra.sweep.dir=multirun/launcher-test", *[f"model@{a}" for a in FAKE[:2]]]
     with initialize_config_module("persona_gen.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"hydra/launcher={name}", *[f"model@{a}" for a in FAKE[:2]]],
-                      return_hydra_config=True)
-        plain = compose("config", overrides=[f"hydra/launcher={base}", *[f"model@{a}" for a in FAKE[:2]]],
-                        return_hydra_config=True)
+        cfg = compose("config", overrides=[f"hydra/launcher={name}", *fixed], return_hydra_config=True)
+        plain = compose("config", overrides=[f"hydra/launcher={base}", *fixed], return_hydra_config=True)
     GlobalHydra.instance().clear()
     launcher = cfg.hydra.launcher
     assert launcher._target_ == target
