@@ -46,13 +46,13 @@ def record() -> list[tuple]:
         events.append(("ask", time.time(), call.role, call.stage, kw.get("rank", 0), kw.get("tier", 0)))
         return submit(self, call, done, stats, **kw)
 
-    def traced_send(self, ep, pending, *args, **kw):
+    def traced_send(self, ep, pending):
         events.append(("send", time.time(), ep.role, pending.call.stage))
-        return send(self, ep, pending, *args, **kw)
+        return send(self, ep, pending)
 
-    def traced_finish(self, ep, pending, outcome, now, **kw):
+    def traced_finish(self, ep, pending, outcome, now, *, freed=False):
         events.append(("done", time.time(), ep.role, pending.call.stage))
-        return finish(self, ep, pending, outcome, now, **kw)
+        return finish(self, ep, pending, outcome, now, freed=freed)
 
     sched.Scheduler.submit, sched.Scheduler._send, sched.Scheduler._finish = traced_submit, traced_send, traced_finish
     return events
