@@ -45,11 +45,12 @@ __all__ = [
 MODEL_KINDS = ("smollm2", "openai_compatible", "fake")
 IO_MODES = ("threads", "asyncio")
 STRUCTURED_OUTPUT = ("json_schema", "json_object", "text")
+HTTP_CLIENTS = ("curl", "urllib3")
 
 
 @dataclass
 class ModelConfig:
-    """One LM. Left out of the cache key: base_url, api_key_env, timeout_s, concurrency, num_retries."""
+    """One LM. Left out of the cache key: base_url, api_key_env, timeout_s, concurrency, num_retries, io, http_client."""
 
     kind: str = MISSING
     name: str = MISSING
@@ -70,6 +71,9 @@ class ModelConfig:
     timeout_s: float = 60.0
     num_retries: int = 4
     structured_output: str = "json_object"
+    # How the threads send a call: curl (libcurl via pycurl; parses the answer without the interpreter lock) or
+    # urllib3. Same requests and answers either way.
+    http_client: str = "curl"
 
 
 @dataclass
@@ -490,6 +494,9 @@ def _check_model(m: Any, key: str) -> None:
     if m.kind == "openai_compatible" and m.structured_output not in STRUCTURED_OUTPUT:
         raise _fail(f"{key}.structured_output", f"one of {list(STRUCTURED_OUTPUT)}",
                     m.structured_output, "json_object for llama.cpp/Ollama, json_schema for vLLM/OpenAI")
+    if m.kind == "openai_compatible" and m.http_client not in HTTP_CLIENTS:
+        raise _fail(f"{key}.http_client", f"one of {list(HTTP_CLIENTS)}", m.http_client,
+                    "curl (the default), or urllib3 where pycurl cannot be installed")
     check_env_name(m.api_key_env, f"{key}.api_key_env")
 
 

@@ -2,11 +2,13 @@
 
 DSPy 3.4 takes an *engine object* (``complete(Request) -> Response``) for a model it does not host; DSPy
 keeps what it owns: the adapter, retries with backoff (``dspy.LM(num_retries=...)``), error projection and
-history. Each engine does one HTTP attempt over pooled keep-alive connections: ``OpenAICompatibleEngine`` with
-``urllib3`` for threaded callers, ``AsyncOpenAICompatibleEngine`` with ``aiohttp`` for ``Caller.map``'s event
-loop. A call's HTTP part costs ~0.1-0.3 ms of client CPU where DSPy's generic lm15 provider path cost ~0.8 ms
-(request/response mapping and a proxy lookup in ``os.environ`` per request: ``bench/RESULTS.md``). Proxies
-named by the environment (``HTTPS_PROXY``, ``NO_PROXY``) are resolved once, when the engine is built.
+history. Each engine does one HTTP attempt over keep-alive connections: ``OpenAICompatibleEngine`` for threaded
+callers, with libcurl (``pycurl``: one handle per thread; ``http_client=curl``, the default) or ``urllib3``
+(``http_client=urllib3``); ``AsyncOpenAICompatibleEngine`` with ``aiohttp`` for an event loop. libcurl reads
+and parses the answer in C without the interpreter lock: a call's HTTP part costs ~0.01 ms of the calling
+thread's CPU where urllib3 (whose ``http.client`` parses headers with the ``email`` package) costs ~0.1 ms, and
+DSPy's generic lm15 provider path cost ~0.8 ms (``bench/RESULTS.md``). Proxies named by the environment
+(``HTTPS_PROXY``, ``NO_PROXY``) are resolved once, when the engine is built, and handed to either client.
 Errors are raised as ``dspy.lm15`` errors, which DSPy projects to its own: 429 is a rate limit
 (``Retry-After`` honoured), 5xx or a 200 that is no chat completion a server error, timeouts and dropped
 connections transient, all retried by DSPy; other 4xx are not retried.
@@ -19,7 +21,10 @@ only ever put in the ``Authorization`` header: not in ``repr``, errors, or saved
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
+import ssl
 import threading
 import urllib.request
 import weakref
@@ -30,11 +35,12 @@ import aiohttp
 import urllib3
 from dspy import lm15
 
-from persona_gen.core.config import STRUCTURED_OUTPUT
+from persona_gen.core.config import HTTP_CLIENTS, STRUCTURED_OUTPUT
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import _request_messages, _response, _schema_of
 
-__all__ = ["STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine", "check_endpoint"]
+__all__ = ["HTTP_CLIENTS", "STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine",
+           "check_endpoint"]
 
 
 def _error_message(raw: bytes) -> str:
@@ -221,23 +227,39 @@ def check_endpoint(base_url: str, *, role: str, api_key: str = "", api_key_env: 
 
 
 class OpenAICompatibleEngine(_Wire):
-    """``POST {base_url}/chat/completions`` for ``dspy.LM(..., engine=...)``; thread-safe, for threaded callers."""
+    """``POST {base_url}/chat/completions`` for ``dspy.LM(..., engine=...)``; thread-safe, for threaded callers.
 
-    def __init__(self, base_url: str, model: str, **kwargs: Any) -> None:
+    ``http_client``: ``curl`` (libcurl through ``pycurl``, one keep-alive handle per calling thread; the default)
+    or ``urllib3`` (one keep-alive pool). Both send the same request and read the answer the same way; ``timeout_s``
+    bounds the whole call with curl and each read with urllib3.
+    """
+
+    def __init__(self, base_url: str, model: str, *, http_client: str = "curl", **kwargs: Any) -> None:
         super().__init__(base_url, model, **kwargs)
+        if http_client not in HTTP_CLIENTS:
+            raise ConfigError(format_error("models.*.http_client", expected=" or ".join(HTTP_CLIENTS),
+                                           got=http_client, where="conf/model/openai_compatible.yaml",
+                                           fix="curl (the default), or urllib3 where pycurl cannot be installed"))
+        self.http_client = http_client
+        if http_client == "curl":
+            self._curl = _CurlClient(self)
+            return
         timeout = urllib3.Timeout(connect=min(10.0, self.timeout_s), read=self.timeout_s)
-        # One keep-alive pool, as many connections as calls in flight; retries are DSPy's, so none here.
-        manager: Any = (urllib3.ProxyManager(self.proxy, maxsize=self.concurrency, block=False, retries=False,
-                                             timeout=timeout) if self.proxy else None)
-        self._pool = (manager.connection_from_url(self.base_url) if manager else
-                      urllib3.connection_from_url(self.base_url, maxsize=self.concurrency, block=False,
-                                                  retries=False, timeout=timeout))
-        self._target = self.url if manager else self._path
+        # One keep-alive pool, as many connections as calls in flight; retries are DSPy's, so none here. Through a
+        # proxy, the manager sends the absolute URL (its pool for the proxy's host would refuse a foreign host).
+        self._pool: Any = (urllib3.ProxyManager(self.proxy, maxsize=self.concurrency, block=False, retries=False,
+                                                timeout=timeout) if self.proxy else
+                           urllib3.connection_from_url(self.base_url, maxsize=self.concurrency, block=False,
+                                                       retries=False, timeout=timeout))
+        self._target = self.url if self.proxy else self._path
 
     def complete(self, request: Any) -> Any:
+        body = json.dumps(self.body(request)).encode()
+        if self.http_client == "curl":
+            return self._answer(*self._curl.post(body))
         try:
-            resp = self._pool.urlopen("POST", self._target, body=json.dumps(self.body(request)).encode(),
-                                      headers=self._headers, retries=False, preload_content=True)
+            resp = self._pool.urlopen("POST", self._target, body=body, headers=self._headers, retries=False,
+                                      preload_content=True)
         except urllib3.exceptions.NewConnectionError as exc:  # refused, no route: urllib3 files it under timeouts
             raise self._unreachable(exc) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
@@ -250,7 +272,99 @@ class OpenAICompatibleEngine(_Wire):
         return lm15.response_to_events(self.complete(request))
 
     def close(self) -> None:
-        self._pool.close()
+        if self.http_client == "curl":
+            self._curl.close()
+        elif isinstance(self._pool, urllib3.PoolManager):
+            self._pool.clear()
+        else:
+            self._pool.close()
+
+
+class _CurlClient:
+    """libcurl easy handles, one per calling thread (a handle keeps its connection alive between calls and is
+    not thread-safe), all closed by ``close``. A handle made before a ``fork`` is not used after it."""
+
+    def __init__(self, wire: _Wire) -> None:
+        import pycurl
+
+        self._pycurl = pycurl
+        self._wire = wire
+        self._url = wire.url
+        self._headers = [f"{k}: {v}" for k, v in wire._headers.items()] + ["Expect:"]  # no 100-continue round trip
+        self._ca = _ca_locations()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._handles: list[Any] = []
+
+    def _handle(self) -> Any:
+        pycurl = self._pycurl
+        handle = getattr(self._local, "handle", None)
+        if handle is not None and self._local.pid == os.getpid():
+            return handle
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: required with threads
+        handle.setopt(pycurl.URL, self._url)
+        handle.setopt(pycurl.HTTPHEADER, self._headers)
+        handle.setopt(pycurl.PROXY, self._wire.proxy or "")  # "": no proxy (the environment was read once)
+        cafile, capath = self._ca
+        if cafile:
+            handle.setopt(pycurl.CAINFO, cafile)
+        if capath:
+            handle.setopt(pycurl.CAPATH, capath)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(10.0, self._wire.timeout_s) * 1000))
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(self._wire.timeout_s * 1000)))
+        self._local.handle, self._local.pid = handle, os.getpid()
+        with self._lock:
+            self._handles.append(handle)
+        return handle
+
+    def post(self, body: bytes) -> tuple[int, str | None, bytes]:
+        """(status, Retry-After, body) of one POST; connection faults as the ``dspy.lm15`` errors DSPy retries."""
+        pycurl = self._pycurl
+        handle = self._handle()
+        data, header_lines = io.BytesIO(), []
+        handle.setopt(pycurl.POSTFIELDS, body)
+        handle.setopt(pycurl.WRITEFUNCTION, data.write)
+        handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
+        try:
+            handle.perform()  # the interpreter lock is let go for the whole exchange
+        except pycurl.error as exc:
+            code, message = (*exc.args, None, "")[:2]
+            if code == pycurl.E_OPERATION_TIMEDOUT:
+                raise self._wire._timeout() from exc
+            raise self._wire._unreachable(ConnectionError(message or f"libcurl error {code}")) from exc
+        status = handle.getinfo(pycurl.RESPONSE_CODE)
+        return status, (_header(header_lines, b"retry-after") if status >= 400 else None), data.getvalue()
+
+    def close(self) -> None:
+        with self._lock:
+            handles, self._handles = self._handles, []
+        for handle in handles:
+            handle.close()
+        self._local = threading.local()
+
+
+def _ca_locations() -> tuple[str | None, str | None]:
+    """(CA file, CA folder) for https: the ones Python's ``ssl`` (and so urllib3 and aiohttp) trusts, with
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured; certifi's bundle where the system has none."""
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.cafile if paths.cafile and os.path.isfile(paths.cafile) else None
+    capath = paths.capath if paths.capath and os.path.isdir(paths.capath) else None
+    if cafile is None and capath is None:
+        import certifi
+
+        cafile = certifi.where()
+    return cafile, capath
+
+
+def _header(lines: list[bytes], name: bytes) -> str | None:
+    """The last value of header ``name`` (lower case) in raw header lines (of the final answer's block)."""
+    value = None
+    for line in lines:
+        key, sep, rest = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            value = rest.strip().decode("latin-1")
+    return value
 
 
 class AsyncOpenAICompatibleEngine(_Wire):

@@ -419,6 +419,9 @@ CASES = [
          r"models\.generator\.base_url must be an http\(s\) URL, but got 'ftp://x'"),
     Case("unknown_structured_output", ["models.generator=openai_compatible", "models.generator.structured_output=xml"],
          r"structured_output must be one of .*, but got 'xml'"),
+    Case("unknown_http_client", ["models.generator=openai_compatible", "models.generator.http_client=requests"],
+         r"models\.generator\.http_client must be one of \['curl', 'urllib3'\], but got 'requests'.*urllib3 where "
+         r"pycurl cannot be installed"),
     Case("unreachable_endpoint", match=r"LM server http://127\.0\.0\.1:\d+/v1 must be reachable .*models\.generator"
          r"\.base_url, role generator\); start the server", setup=_unreachable_endpoint, max_s=30),
     Case("server_wants_a_key", match=r"must be to accept this run's key, but got 'HTTP 401.*\$PERSONA_GEN_API_KEY, "

@@ -102,11 +102,15 @@ def test_stub_reads_output_fields_from_a_json_adapter_prompt():
 
 
 def _engine_call(engine_cls, base_url: str, **kwargs):
-    """One call through an engine (sync or async): its Response, or the exception it raised."""
+    """One call through an engine (sync or async): its Response, or the exception it raised. ``engine_cls`` may be
+    ``(cls, http_client)`` for the sync engine."""
     import asyncio
 
     from dspy.lm15 import Message, Request
 
+    if isinstance(engine_cls, tuple):
+        engine_cls, client = engine_cls
+        kwargs["http_client"] = client
     request = Request(model="stub-model", messages=(Message.user("Say hi."),))
     engine = engine_cls(base_url, "stub-model", **kwargs)
     try:
@@ -118,20 +122,30 @@ def _engine_call(engine_cls, base_url: str, **kwargs):
                     await engine.aclose()
 
             return asyncio.run(go())
-        return engine.complete(request)
+        try:
+            return engine.complete(request)
+        finally:
+            engine.close()
     except Exception as exc:  # the test looks at which one
         return exc
 
 
-ENGINES = ["OpenAICompatibleEngine", "AsyncOpenAICompatibleEngine"]
+# The sync engine with each HTTP client, and the async one.
+ENGINES = ["OpenAICompatibleEngine:curl", "OpenAICompatibleEngine:urllib3", "AsyncOpenAICompatibleEngine"]
+
+
+def _engine(name: str):
+    from persona_gen.core import http_engine
+
+    cls_name, _, client = name.partition(":")
+    cls = getattr(http_engine, cls_name)
+    return (cls, client) if client else cls
 
 
 @pytest.mark.parametrize("name", ENGINES)
 def test_engine_answers_and_sends_the_key_only_in_its_header(stub_server, name):
-    from persona_gen.core import http_engine
-
     server = stub_server(model="stub-model")
-    answer = _engine_call(getattr(http_engine, name), server.base_url, api_key="sk-engine-test")
+    answer = _engine_call(_engine(name), server.base_url, api_key="sk-engine-test")
     assert not isinstance(answer, Exception), answer
     assert answer.finish_reason == "stop" and answer.usage.input_tokens > 0
     assert server.authorization["Bearer sk-engine-test"] == 1
@@ -144,9 +158,7 @@ def test_engine_errors_over_the_wire(stub_server, name):
 
     from dspy import lm15
 
-    from persona_gen.core import http_engine
-
-    cls = getattr(http_engine, name)
+    cls = _engine(name)
     rate = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("429",)).base_url)
     assert isinstance(rate, lm15.RateLimitError) and rate.retry_after == 0.0
     boom = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("500",)).base_url)
@@ -159,3 +171,129 @@ def test_engine_errors_over_the_wire(stub_server, name):
     sock.close()
     refused = _engine_call(cls, f"http://127.0.0.1:{port}/v1")
     assert isinstance(refused, lm15.TransportError) and "cannot reach" in str(refused), refused
+
+
+@pytest.mark.parametrize("client", ["curl", "urllib3"])
+def test_sync_engine_answers_many_threads_over_kept_alive_connections(stub_server, client):
+    # 8 threads x 10 calls: every answer is the one for its own request, and each thread's connection is reused.
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dspy.lm15 import Config, Message, Request
+
+    from persona_gen.core.http_engine import OpenAICompatibleEngine
+
+    server = stub_server(model="stub-model")
+    engine = OpenAICompatibleEngine(server.base_url, "stub-model", http_client=client, concurrency=8,
+                                    structured_output="json_schema")
+
+    def ask(i: int) -> tuple[int, str]:
+        fmt = {"type": "json_schema", "schema": {"type": "object", "properties": {"n": {"const": i}},
+                                                  "required": ["n"]}}
+        request = Request(model="stub-model", messages=(Message.user(f"question {i}"),),
+                          config=Config(response_format=fmt))
+        return i, engine.complete(request).message.parts[0].text
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(80)))
+    finally:
+        engine.close()
+    assert [json.loads(text)["n"] for _, text in answers] == list(range(80))
+    seen = server.snapshot(timings=False)
+    assert engine.requests == 80 and seen["requests"] == 80
+    # Kept alive: one connection per thread (curl) or per pooled connection (urllib3), not one per call.
+    assert 1 <= seen["connections"] <= 8
+
+
+@pytest.mark.parametrize("client", ["curl", "urllib3"])
+def test_sync_engine_goes_through_the_proxy_the_environment_names(stub_server, monkeypatch, client):
+    # The stub stands in for the proxy: the engine's base URL is a closed port, so only the proxy can answer.
+    import socket
+
+    from dspy import lm15
+
+    from persona_gen.core.http_engine import OpenAICompatibleEngine
+
+    proxy = stub_server(model="stub-model")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.base_url.removesuffix("/v1"))
+    answer = _engine_call((OpenAICompatibleEngine, client), f"http://127.0.0.1:{port}/v1")
+    assert not isinstance(answer, Exception), answer
+    assert proxy.snapshot(timings=False)["requests"] == 1
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    refused = _engine_call((OpenAICompatibleEngine, client), f"http://127.0.0.1:{port}/v1")
+    assert isinstance(refused, lm15.TransportError), refused
+    assert proxy.snapshot(timings=False)["requests"] == 1
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A loopback https server with a self-signed certificate for 127.0.0.1, answering one chat completion;
+    yields (base_url, certificate file)."""
+    import http.server
+    import json
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed (it makes the test's certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    body = json.dumps({"model": "tls-model", "choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 1, "completion_tokens": 1}}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/v1", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("client", ["curl", "urllib3"])
+def test_sync_engine_verifies_https_against_the_cas_python_trusts(tls_server, monkeypatch, client):
+    # A self-signed server is refused, and accepted once SSL_CERT_FILE names its certificate (as Python's ssl,
+    # urllib3 and aiohttp honour it).
+    from dspy import lm15
+
+    from persona_gen.core.http_engine import OpenAICompatibleEngine
+
+    url, cert = tls_server
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    refused = _engine_call((OpenAICompatibleEngine, client), url)
+    assert isinstance(refused, lm15.TransportError) and "cannot reach" in str(refused), refused
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    answer = _engine_call((OpenAICompatibleEngine, client), url)
+    assert not isinstance(answer, Exception), answer
+    assert answer.model == "tls-model"

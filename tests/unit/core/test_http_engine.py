@@ -100,6 +100,7 @@ def test_malformed_answer_is_a_retryable_server_error():
     ({"structured_output": "grammar"}, "structured_output"),
     ({"base_url": "127.0.0.1:8000/v1"}, "base_url"),
     ({"base_url": "ftp://host/v1"}, "base_url"),
+    ({"http_client": "requests"}, "http_client"),
 ])
 def test_bad_connection_settings_raise_one_clear_error(kwargs, field):
     args = {"base_url": "http://127.0.0.1:9/v1", **kwargs}
