@@ -171,6 +171,8 @@ def bench_400(latencies: list[float], repeats: int, *, peer: bool, concurrency: 
             print(f"{latency:>6.0f}ms {tool:<13} {med['wall']:>7.2f} {rs[0]['gen_calls']:>5} {rs[0]['judge_calls']:>5} "
                   f"{med['window']:>8.2f} {med['ideal']:>7.2f} {ratio:>9} {med['overlap']:>9.2f} "
                   f"{_walls(rs):<22} {load()}")
+            if latency > 0:
+                print(f"{'':>9}window / ideal of each run: " + " ".join(f"{r['ratio']:.4f}" for r in rs))
             if tool == "stream" and rs[0].get("endpoints"):
                 print(f"{'':>9}endpoints (manifest, last run): {json.dumps(rs[-1]['endpoints'])[:400]}")
     return table

@@ -11,8 +11,8 @@ process, against the same two stub processes, and records on the scheduling thre
   (``concurrency`` slots minus the calls in flight, integrated);
 - the window / ideal ratio the benchmark reports.
 
-The recording patches ``Scheduler.submit``, ``_send`` and ``_finish`` of this process only; the run's bytes are
-unchanged (its content hash is printed). Overrides after ``--`` go to the run's config (e.g.
+The recording patches ``Scheduler.submit``, ``_send``, ``_hand_on`` and ``_finish`` of this process only; the
+run's bytes are unchanged (its content hash is printed). Overrides after ``--`` go to the run's config (e.g.
 ``-- scale.num_personas=10``).
 """
 
@@ -41,6 +41,7 @@ def record() -> list[tuple]:
 
     events: list[tuple] = []
     submit, send, finish = sched.Scheduler.submit, sched.Scheduler._send, sched.Scheduler._finish
+    hand_on = sched.Scheduler._hand_on
 
     def traced_submit(self, call, done, stats, **kw):
         events.append(("ask", time.time(), call.role, call.stage, kw.get("rank", 0), kw.get("tier", 0)))
@@ -50,11 +51,18 @@ def record() -> list[tuple]:
         events.append(("send", time.time(), ep.role, pending.call.stage))
         return send(self, ep, pending)
 
-    def traced_finish(self, ep, pending, outcome, now, *, freed=False):
+    def traced_finish(self, ep, pending, outcome, now):
         events.append(("done", time.time(), ep.role, pending.call.stage))
-        return finish(self, ep, pending, outcome, now, freed=freed)
+        return finish(self, ep, pending, outcome, now)
+
+    def traced_hand_on(self, ep, pending):  # on a worker: the slot handed to a prepared call
+        handed = hand_on(self, ep, pending)
+        if handed is not None:
+            events.append(("send", time.time(), ep.role, handed.call.stage))
+        return handed
 
     sched.Scheduler.submit, sched.Scheduler._send, sched.Scheduler._finish = traced_submit, traced_send, traced_finish
+    sched.Scheduler._hand_on = traced_hand_on
     return events
 
 

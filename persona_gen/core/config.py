@@ -50,7 +50,8 @@ HTTP_CLIENTS = ("curl", "urllib3")
 
 @dataclass
 class ModelConfig:
-    """One LM. Left out of the cache key: base_url, api_key_env, timeout_s, concurrency, num_retries, io, http_client."""
+    """One LM. Left out of the cache key: base_url, api_key_env, timeout_s, concurrency, num_retries, io and
+    http_client."""
 
     kind: str = MISSING
     name: str = MISSING

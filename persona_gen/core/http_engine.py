@@ -38,6 +38,7 @@ from dspy import lm15
 from persona_gen.core.config import HTTP_CLIENTS, STRUCTURED_OUTPUT
 from persona_gen.core.errors import ConfigError, format_error
 from persona_gen.core.lm import _request_messages, _response, _schema_of
+from persona_gen.core.wire import on_the_wire
 
 __all__ = ["HTTP_CLIENTS", "STRUCTURED_OUTPUT", "AsyncOpenAICompatibleEngine", "OpenAICompatibleEngine",
            "check_endpoint"]
@@ -253,10 +254,20 @@ class OpenAICompatibleEngine(_Wire):
                                                        retries=False, timeout=timeout))
         self._target = self.url if self.proxy else self._path
 
+    # The exchange is wrapped in wire.on_the_wire(): a scheduler prepares calls ahead and frees slots early.
+    wire_gated = True
+
     def complete(self, request: Any) -> Any:
         body = json.dumps(self.body(request)).encode()
+        with on_the_wire() as exchange:
+            status, retry_after, data = self._exchange(body)
+            if status < 400:
+                exchange.answered()
+        return self._answer(status, retry_after, data)
+
+    def _exchange(self, body: bytes) -> tuple[int, str | None, bytes]:
         if self.http_client == "curl":
-            return self._answer(*self._curl.post(body))
+            return self._curl.post(body)
         try:
             resp = self._pool.urlopen("POST", self._target, body=body, headers=self._headers, retries=False,
                                       preload_content=True)
@@ -266,7 +277,7 @@ class OpenAICompatibleEngine(_Wire):
             raise self._timeout() from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(exc) from exc
-        return self._answer(resp.status, resp.headers.get("Retry-After"), resp.data)
+        return resp.status, resp.headers.get("Retry-After"), resp.data
 
     def stream(self, request: Any) -> Any:
         return lm15.response_to_events(self.complete(request))
@@ -322,10 +333,11 @@ class _CurlClient:
         """(status, Retry-After, body) of one POST; connection faults as the ``dspy.lm15`` errors DSPy retries."""
         pycurl = self._pycurl
         handle = self._handle()
-        data, header_lines = io.BytesIO(), []
+        data = io.BytesIO()
         handle.setopt(pycurl.POSTFIELDS, body)
+        # No header callback: each call into Python waits for the interpreter lock, and libcurl reads Retry-After
+        # itself (RETRY_AFTER below).
         handle.setopt(pycurl.WRITEFUNCTION, data.write)
-        handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
         try:
             handle.perform()  # the interpreter lock is let go for the whole exchange
         except pycurl.error as exc:
@@ -334,7 +346,9 @@ class _CurlClient:
                 raise self._wire._timeout() from exc
             raise self._wire._unreachable(ConnectionError(message or f"libcurl error {code}")) from exc
         status = handle.getinfo(pycurl.RESPONSE_CODE)
-        return status, (_header(header_lines, b"retry-after") if status >= 400 else None), data.getvalue()
+        # Seconds (an HTTP date converted); 0 when the header is absent or says 0: DSPy's own backoff then.
+        retry_after = handle.getinfo(pycurl.RETRY_AFTER) if status >= 400 else 0
+        return status, (str(retry_after) if retry_after > 0 else None), data.getvalue()
 
     def close(self) -> None:
         with self._lock:
@@ -355,16 +369,6 @@ def _ca_locations() -> tuple[str | None, str | None]:
 
         cafile = certifi.where()
     return cafile, capath
-
-
-def _header(lines: list[bytes], name: bytes) -> str | None:
-    """The last value of header ``name`` (lower case) in raw header lines (of the final answer's block)."""
-    value = None
-    for line in lines:
-        key, sep, rest = line.partition(b":")
-        if sep and key.strip().lower() == name:
-            value = rest.strip().decode("latin-1")
-    return value
 
 
 class AsyncOpenAICompatibleEngine(_Wire):

@@ -288,8 +288,8 @@ def build_lm(cfg: Any, *, role: str = "generator") -> LMClient:
         # The engines own the connection (base URL, key, timeout); DSPy owns retries with backoff.
         conn = {"api_key": os.environ.get(key_env, "") if key_env else "", "structured_output": structured,
                 "timeout_s": float(cfg.timeout_s), "concurrency": int(cfg.concurrency), "api_key_env": key_env}
-        engine = OpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), http_client=str(cfg.get("http_client", "curl")),
-                                        **conn)
+        engine = OpenAICompatibleEngine(str(cfg.base_url), str(cfg.name),
+                                        http_client=str(cfg.get("http_client", "curl")), **conn)
         async_engine = AsyncOpenAICompatibleEngine(str(cfg.base_url), str(cfg.name), **conn)
         lm = dspy.LM(f"openai_compatible/{cfg.name}", engine=engine, async_engine=async_engine, cache=False,
                      num_retries=int(cfg.num_retries), **decoding)

@@ -16,6 +16,14 @@ Run-scope steps (enrichment, the question filter, ...) run on threads of their o
 their ``ScheduledCaller`` hands each call to the scheduling thread (``Scheduler.post``), so their calls share the
 endpoints' slots with the rows' calls instead of opening a pool of their own.
 
+On an engine that gates its exchange (``persona_gen.core.wire``: the OpenAI-compatible engine), an endpoint also
+prepares calls ahead: up to ``concurrency`` waiting calls have their requests built on workers that then wait at a
+gate, holding no slot, and a freed slot opens the best one's gate, in the queue's own order. The engine says when a
+good answer is in, before DSPy parses it, and the slot is refilled then. A call of a step whose answers unlock no
+call on its own endpoint (the judge, the revision: ``submit(hand_on=True)``) hands its slot on itself, on its
+worker, to the best prepared call; the others' slots are refilled by the scheduling thread, after the answers
+that came before them were handled (so a critique's revision can take the next slot).
+
 The scheduling thread handles every call twice (asking, answering), so it is kept cheap: answers are stored in one
 cache transaction per ``COMMIT_EVERY_S`` (50 ms: a kill loses at most that much of stored answers, besides the
 calls in flight), cache keys are hashed without letting go of the interpreter lock (``cache.sha256_hex``), and an
@@ -43,6 +51,7 @@ from typing import Any
 from persona_gen.core import progress
 from persona_gen.core.calls import Caller, CallResult, CallStats
 from persona_gen.core.steps import Call
+from persona_gen.core.wire import WireAbortedError, gated
 
 __all__ = ["Endpoint", "RunAbortedError", "ScheduledCaller", "Scheduler"]
 
@@ -67,6 +76,14 @@ _RETRYABLE = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTranspor
 _THROTTLE = ("LMRateLimitError", "RateLimitError", "LMTimeoutError", "TimeoutError")
 
 
+# Where a waiting call is (_Pending.state): queued; staged (its request prepared on a worker that waits at its
+# gate, holding no slot); sent (holding a slot); freed (its good answer is in and its slot refilled, its outcome
+# not handled yet); finished.
+QUEUED, STAGED, SENT, FREED, FINISHED = range(5)
+# An endpoint's answer came in (put on the done queue by the worker, before DSPy parses it): its slot is free.
+_ANSWERED = object()
+
+
 @dataclass
 class _Pending:
     call: Call
@@ -76,6 +93,41 @@ class _Pending:
     attempt: int = 0
     # A recorded failure of an earlier run called again (cache.retry_failures): its attempts so far.
     prior_attempts: int = 0
+    state: int = QUEUED
+    gate: _Gate | None = None
+    # Its slot may go to the best staged call the moment its answer is in (Scheduler._hand_on).
+    hand_on: bool = False
+
+
+class _Gate:
+    """One attempt's gate on a wire-gated endpoint (``persona_gen.core.wire``): the worker builds the request,
+    then waits in ``wait`` until the scheduling thread opens the gate (a slot is free); ``answered`` tells the
+    scheduling thread that the answer is in."""
+
+    __slots__ = ("_aborted", "_lock", "_on_answer")
+
+    def __init__(self, on_answer: Callable[[], None], *, open_: bool) -> None:
+        self._lock = threading.Lock()
+        self._aborted = False
+        self._on_answer = on_answer
+        if not open_:
+            self._lock.acquire()
+
+    def open(self) -> None:
+        self._lock.release()
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._lock.release()
+
+    def wait(self) -> None:
+        with self._lock:
+            pass
+        if self._aborted:
+            raise WireAbortedError("the run stopped before this call was sent")
+
+    def answered(self) -> None:
+        self._on_answer()
 
 
 class _Workers:
@@ -126,7 +178,15 @@ class Endpoint:
     in_flight: int = 0
     # Calls waiting for a slot, served by (tier, rank, priority), then in the order asked (see Scheduler.submit).
     queue: list[tuple[tuple[int, int, int], int, _Pending]] = field(default_factory=list)
+    # The calls staged ahead (their requests prepared, waiting at their gates), in the same order as the queue.
+    staged: list[tuple[tuple[int, int, int], int, _Pending]] = field(default_factory=list)
+    n_staged: int = 0
+    # Calls handed to a worker or the loop whose outcome is not handled yet (staged, in flight, or freed early).
+    unsettled: int = 0
     deferred: list[tuple[float, int, _Pending]] = field(default_factory=list)
+    # Guards the queue, the staged calls, the calls in flight and the calls' states: a worker whose answer is in
+    # hands its slot to the best staged call itself (Scheduler._hand_on), besides the scheduling thread.
+    lock: threading.Lock = field(default_factory=threading.Lock)
     successes_since_change: int = 0
     # What the manifest reports.
     calls: int = 0
@@ -145,12 +205,16 @@ class Endpoint:
         client = self.caller.client
         self.loop: asyncio.AbstractEventLoop | None = None
         self.futures: set[Future[Any]] = set()  # calls in flight on the loop
+        # Calls prepared ahead: on an engine that gates its exchange (wire.on_the_wire), up to the ceiling.
+        self.ahead, self.gated = 0, False
         if client.io == "asyncio" and client.async_engine is not None:
             self.loop = asyncio.new_event_loop()
             threading.Thread(target=self.loop.run_forever, name=f"lm-{self.role}", daemon=True).start()
             self.pool: _Workers | None = None
         else:
-            self.pool = _Workers(self.ceiling, f"lm-{self.role}")
+            self.gated = bool(getattr(client.engine, "wire_gated", False))
+            self.ahead = self.ceiling if self.gated else 0
+            self.pool = _Workers(self.ceiling + self.ahead, f"lm-{self.role}")
 
     def report(self) -> dict[str, Any]:
         window = (self.last_done - self.first_sent) if self.first_sent and self.last_done else 0.0
@@ -170,6 +234,12 @@ class Endpoint:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def close(self) -> None:
+        with self.lock:
+            staged, self.staged, self.n_staged = self.staged, [], 0
+            for _, _, pending in staged:  # prepared calls never sent: their workers stop waiting
+                if pending.state == STAGED and pending.gate is not None:
+                    pending.state = FINISHED
+                    pending.gate.abort()
         if self.pool is not None:
             self.pool.shutdown()
         if self.loop is not None and self.loop.is_running():
@@ -194,6 +264,18 @@ def _retryable(exc: BaseException | None) -> tuple[bool, bool, float | None]:
     throttle = bool(names & set(_THROTTLE)) or getattr(exc, "status", None) in (429, 503)
     after = getattr(exc, "retry_after", None)
     return retry, throttle, float(after) if isinstance(after, int | float) and after > 0 else None
+
+
+def _best_staged(ep: Endpoint) -> _Pending | None:
+    """Pop and return the best staged call if it goes before every queued one (the staged calls and the queue are
+    one order), else ``None``. Under ``ep.lock``."""
+    staged, waiting = ep.staged, ep.queue
+    while staged and staged[0][2].state != STAGED:  # finished before its gate opened (building its request failed)
+        heapq.heappop(staged)
+    if staged and (not waiting or staged[0][:2] < waiting[0][:2]):
+        ep.n_staged -= 1
+        return heapq.heappop(staged)[2]
+    return None
 
 
 class Scheduler:
@@ -238,7 +320,7 @@ class Scheduler:
     # -- asking -------------------------------------------------------------------------------------------------
 
     def submit(self, call: Call, done: Callable[[CallResult, str], None], stats: dict[str, CallStats], *,
-               priority: int = 0, rank: int = 0, tier: int = 0) -> None:
+               priority: int = 0, rank: int = 0, tier: int = 0, hand_on: bool = False) -> None:
         """Answer ``call`` from the cache at once, or queue it on its endpoint; ``done(result, cache key)`` runs on
         this thread. Waiting calls are sent by higher ``tier`` first (deferred retries above all; the runner puts
         run-scope steps above rows, the first persona above those), then lower ``rank`` (the runner's persona
@@ -254,39 +336,109 @@ class Scheduler:
             stats.setdefault(call.stage, CallStats()).add(hit)
             self._local.append((done, hit, key))
             return
-        heapq.heappush(ep.queue, ((-tier, rank, -priority), next(self._seq),
-                                  _Pending(call, key, done, stats, prior_attempts=prior.get(key, 0))))
+        item = ((-tier, rank, -priority), next(self._seq),
+                _Pending(call, key, done, stats, prior_attempts=prior.get(key, 0), hand_on=hand_on))
+        with ep.lock:
+            heapq.heappush(ep.queue, item)
 
     def _send(self, ep: Endpoint, pending: _Pending) -> None:
+        """Put ``pending`` on the wire now: open the gate of a staged call, or hand the call to a worker."""
         now = time.monotonic()
         ep.first_sent = ep.first_sent or now
         ep._account(now, +1)
+        if pending.state == STAGED:  # popped by _best_staged
+            assert pending.gate is not None
+            pending.state = SENT
+            pending.gate.open()
+            return
+        pending.state = SENT
         call, caller = pending.call, ep.caller
         if ep.loop is not None:
+            ep.unsettled += 1
             future: Future[Any] = asyncio.run_coroutine_threadsafe(
                 caller.attempt_async(call.stage, call.module, dict(call.inputs), pending.key), ep.loop)
             ep.futures.add(future)
             future.add_done_callback(ep.futures.discard)
             future.add_done_callback(lambda f, ep=ep, p=pending: self._done.put((ep, p, f)))
         else:
-            assert ep.pool is not None
-            ep.pool.run(lambda: caller.attempt(call.stage, call.module, dict(call.inputs), pending.key),
-                        lambda out, ep=ep, p=pending: self._done.put((ep, p, out)), ep.in_flight)
+            self._dispatch(ep, pending, open_=True)
 
-    def _pump(self, now: float) -> None:
+    def _dispatch(self, ep: Endpoint, pending: _Pending, *, open_: bool) -> None:
+        """Run ``pending``'s attempt on one of ``ep``'s workers, behind a gate (open, or opened by ``_send``) on a
+        wire-gated endpoint."""
+        assert ep.pool is not None
+        ep.unsettled += 1
+        call, caller = pending.call, ep.caller
+        gate = pending.gate = (_Gate(lambda ep=ep, p=pending: self._hand_on(ep, p), open_=open_)
+                               if ep.gated else None)
+
+        def job() -> Any:
+            with gated(gate):
+                return caller.attempt(call.stage, call.module, dict(call.inputs), pending.key)
+
+        ep.pool.run(job, lambda out, ep=ep, p=pending: self._done.put((ep, p, out)), ep.in_flight + ep.n_staged)
+
+    def _stage(self, ep: Endpoint, item: tuple[tuple[int, int, int], int, _Pending]) -> None:
+        """Prepare a waiting call's request on a worker, to be sent the moment a slot frees (``_send``)."""
+        pending = item[2]
+        pending.state = STAGED
+        heapq.heappush(ep.staged, item)
+        ep.n_staged += 1
+        self._dispatch(ep, pending, open_=False)
+
+    def _pump(self, now: float) -> int:
+        """Send waiting calls into free slots and stage the next ones; returns how many were sent on wire-gated
+        endpoints."""
+        sent = 0
         for ep in self.endpoints.values():
-            while ep.deferred and ep.deferred[0][0] <= now:  # a deferred retry goes before every waiting call
-                heapq.heappush(ep.queue, ((-RETRY_TIER, 0, 0), next(self._seq), heapq.heappop(ep.deferred)[2]))
-            while ep.queue and ep.in_flight < max(1, int(ep.limit)):
-                self._send(ep, heapq.heappop(ep.queue)[2])
+            with ep.lock:
+                while ep.deferred and ep.deferred[0][0] <= now:  # a deferred retry goes before every waiting call
+                    heapq.heappush(ep.queue, ((-RETRY_TIER, 0, 0), next(self._seq), heapq.heappop(ep.deferred)[2]))
+                limit = max(1, int(ep.limit))
+                waiting = ep.queue
+                while ep.in_flight < limit:
+                    staged = _best_staged(ep)
+                    if staged is not None:
+                        self._send(ep, staged)
+                    elif waiting:
+                        self._send(ep, heapq.heappop(waiting)[2])
+                    else:
+                        break
+                    sent += ep.gated
+                while ep.n_staged < ep.ahead and waiting:
+                    self._stage(ep, heapq.heappop(waiting))
+        return sent
+
+    def _hand_on(self, ep: Endpoint, pending: _Pending) -> _Pending | None:
+        """On a worker, the moment ``pending``'s good answer is in: its slot goes at once to the best staged call, if
+        that is the best waiting one (the scheduling thread then only stages the next); the scheduling thread learns
+        of the answer either way (``_ANSWERED``), and frees the slot if it was not handed on. Returns the call sent."""
+        handed = None
+        with ep.lock:
+            if pending.hand_on and pending.state == SENT and ep.in_flight <= max(1, int(ep.limit)):
+                handed = _best_staged(ep)
+                if handed is not None:
+                    pending.state = FREED  # its slot is handed's now: in flight stays as it is
+                    handed.state = SENT
+        if handed is not None:
+            assert handed.gate is not None
+            handed.gate.open()
+        self._done.put((ep, pending, _ANSWERED))
+        time.sleep(0)  # let the opened worker (or the scheduling thread) have the interpreter before DSPy's parsing
+        return handed
 
     # -- answers ------------------------------------------------------------------------------------------------
 
-    def _finish(self, ep: Endpoint, pending: _Pending, outcome: Any, now: float, *, freed: bool = False) -> None:
+    def _finish(self, ep: Endpoint, pending: _Pending, outcome: Any, now: float) -> None:
         """One answered call; ``outcome``: the attempt's (result, exception), or the future of one on an event
-        loop, or what a worker raised (raised here); ``freed``: its slot is free already."""
-        if not freed:
-            ep._account(now, -1)
+        loop, or what a worker raised (raised here)."""
+        with ep.lock:
+            ep.unsettled -= 1
+            if pending.state == SENT:
+                ep._account(now, -1)
+            elif pending.state == STAGED:  # it failed before its gate opened (building the request): it held no slot
+                ep.n_staged -= 1
+            pending.state, pending.gate = FINISHED, None
         ep.last_done = now
         if isinstance(outcome, Future):
             outcome = outcome.result()
@@ -300,6 +452,7 @@ class Scheduler:
             ep.min_limit = min(ep.min_limit, ep.limit)
             ep.successes_since_change = 0
         if retry and pending.attempt < ep.max_retries:
+            pending.state = QUEUED
             pending.attempt += 1
             ep.retries += 1
             stage = pending.call.stage
@@ -345,7 +498,7 @@ class Scheduler:
                 now = time.monotonic()
                 self._pump(now)
                 waits = [ep.deferred[0][0] - now for ep in self.endpoints.values() if ep.deferred]
-                if not any(ep.in_flight for ep in self.endpoints.values()) and not self.outside:
+                if not any(ep.unsettled for ep in self.endpoints.values()) and not self.outside:
                     commit()
                     if not waits:
                         raise RuntimeError("scheduler stalled: nothing in flight, queued or deferred, and the run "
@@ -370,20 +523,24 @@ class Scheduler:
                 if txn is None:
                     txn, since = self.runtime.cache.transaction(), now
                     txn.__enter__()
-                # The slots of calls answered without an error are refilled from the calls already waiting before
-                # the answers are handled (stored, called back): with 16 answers arriving together, the last one's
-                # slot would otherwise wait for the other 15 to be handled first, every round. (An error may lower
-                # the endpoint's limit first: its slot is freed when it is handled.)
-                freed = [ep is not None and type(outcome) is tuple and outcome[1] is None for ep, _, outcome in batch]
-                for (ep, _, _), free in zip(batch, freed, strict=True):
-                    if free:
-                        ep._account(now, -1)
-                self._pump(now)
-                for (ep, pending, outcome), free in zip(batch, freed, strict=True):
+                # The slots of calls answered without an error are refilled from the calls already waiting (or
+                # staged) before the answers are handled (stored, called back): with 16 answers arriving together,
+                # the last one's slot would otherwise wait for the other 15 to be handled first, every round. A
+                # wire-gated engine says so before DSPy parses the answer (_ANSWERED). (An error may lower the
+                # endpoint's limit first: its slot is freed when it is handled.)
+                for ep, pending, outcome in batch:
+                    if ep is not None and (outcome is _ANSWERED or (type(outcome) is tuple and outcome[1] is None)):
+                        with ep.lock:
+                            if pending.state == SENT:
+                                pending.state = FREED
+                                ep._account(now, -1)
+                if self._pump(now):
+                    time.sleep(0)  # the (prepared) calls just sent go on the wire before the answers are handled
+                for ep, pending, outcome in batch:
                     if ep is None:
                         pending()  # work posted from another thread
-                    else:
-                        self._finish(ep, pending, outcome, now, freed=free)
+                    elif outcome is not _ANSWERED:
+                        self._finish(ep, pending, outcome, now)
                 self._pump(now)
                 if time.monotonic() - since >= COMMIT_EVERY_S:  # (a batch that wrote a chunk took a while)
                     commit()

@@ -271,6 +271,27 @@ class Pipeline:
     def row_steps(self, *scopes: str) -> list[Step]:
         return [self.steps[n] for n in self.order if self.steps[n].scope in scopes]
 
+    def feeds_own_role(self, name: str) -> bool:
+        """Whether a step that reads ``name`` (directly or through other steps) calls the same model role: its
+        answers can unlock more calls on its own endpoint."""
+        role = self.steps[name].role
+        if not role:
+            return False
+        readers: dict[str, set[str]] = {n: set() for n in self.steps}
+        entities = {self.personas.source, self.pairs.source}
+        for n, step in self.steps.items():
+            sources = {ref.source for ref in step.inputs.values()} | set(step.after)
+            if step.scope != "run":  # rows read their persona and pair
+                sources |= entities
+            for source in sources & set(readers):
+                readers[source].add(n)
+        seen, todo = set(), [name]
+        while todo:
+            for reader in readers[todo.pop()] - seen:
+                seen.add(reader)
+                todo.append(reader)
+        return any(self.steps[n].role == role for n in seen)
+
 
 def _what(step: Step) -> str:
     sig = getattr(step, "signature", None)

@@ -126,6 +126,9 @@ class _Stream:
         self.priority = {s.name: i for i, s in enumerate(row_steps)}
         run_steps = self.pipeline.run_steps()
         self.priority.update({s.name: i for i, s in enumerate(run_steps)})
+        # A step whose answers unlock no call on its own endpoint (the judge) may hand its slot on the moment its
+        # answer is in (Scheduler.submit's hand_on); the others' slots are refilled by the scheduling thread.
+        self.hand_on = {s.name: not self.pipeline.feeds_own_role(s.name) for s in row_steps}
         self.rank: dict[str, int] = {}  # persona id, or question id -> the persona index its rows are served by
         self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
         # What a row's references read (entities, run outputs, question and chunk results): the runner's resolver
@@ -387,7 +390,8 @@ class _Stream:
         tier = FIRST_TIER if rank == 0 else ROW_TIER
         for i, call in enumerate(calls):
             self.scheduler.submit(call, lambda res, key, i=i: done(i, res, key), stats,
-                                  priority=self.priority.get(step.name, 0), rank=rank, tier=tier)
+                                  priority=self.priority.get(step.name, 0), rank=rank, tier=tier,
+                                  hand_on=self.hand_on.get(step.name, False))
 
     def _new_questions(self, pairs: list[Any], rank: int = 0) -> None:
         """Question-scope tasks for the questions these pairs use first (each question once), served with the

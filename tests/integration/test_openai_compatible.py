@@ -160,7 +160,9 @@ def test_engine_errors_over_the_wire(stub_server, name):
 
     cls = _engine(name)
     rate = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("429",)).base_url)
-    assert isinstance(rate, lm15.RateLimitError) and rate.retry_after == 0.0
+    # The stub says Retry-After: 0; libcurl reads 0 as no Retry-After (DSPy's own backoff then, the same for the
+    # scheduler: test_engine_reads_retry_after).
+    assert isinstance(rate, lm15.RateLimitError) and rate.retry_after in (0.0, None)
     boom = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("500",)).base_url)
     assert isinstance(boom, lm15.ServerError) and boom.status == 500
     held = _engine_call(cls, stub_server(chaos_rate=1.0, chaos_kinds=("timeout",), hang_s=3).base_url, timeout_s=0.5)
@@ -233,14 +235,14 @@ def test_sync_engine_goes_through_the_proxy_the_environment_names(stub_server, m
 
 @pytest.fixture
 def tls_server(tmp_path):
-    """A loopback https server with a self-signed certificate for 127.0.0.1, answering one chat completion;
+    """A loopback https server with a self-signed certificate for 127.0.0.1, answering a chat completion;
     yields (base_url, certificate file)."""
-    import http.server
     import json
     import shutil
     import ssl
     import subprocess
-    import threading
+
+    from tests.fixtures.deny_server import canned_server
 
     openssl = shutil.which("openssl")
     if openssl is None:
@@ -251,32 +253,10 @@ def tls_server(tmp_path):
                    check=True, capture_output=True)
     body = json.dumps({"model": "tls-model", "choices": [{"message": {"content": "{}"}, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 1, "completion_tokens": 1}}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/v1", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    with canned_server(200, body, tls=context) as url:
+        yield url, cert
 
 
 @pytest.mark.parametrize("client", ["curl", "urllib3"])
@@ -297,3 +277,20 @@ def test_sync_engine_verifies_https_against_the_cas_python_trusts(tls_server, mo
     answer = _engine_call((OpenAICompatibleEngine, client), url)
     assert not isinstance(answer, Exception), answer
     assert answer.model == "tls-model"
+
+
+@pytest.fixture
+def retry_after_server():
+    """A loopback server answering every POST with HTTP 429 and ``Retry-After: 7``."""
+    from tests.fixtures.deny_server import canned_server
+
+    with canned_server(429, b'{"error": {"message": "slow down"}}', headers={"Retry-After": "7"}) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_reads_retry_after(retry_after_server, name):
+    from dspy import lm15
+
+    rate = _engine_call(_engine(name), retry_after_server)
+    assert isinstance(rate, lm15.RateLimitError) and rate.retry_after == 7.0 and "slow down" in str(rate)

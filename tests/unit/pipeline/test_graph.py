@@ -91,3 +91,14 @@ def test_graph_cycle_is_named(tmp_path, no_work):
     message = _refused(tmp_path, ["pipeline.steps.critique.inputs.answer=revision.revision"],
                        "form no cycle")
     assert "critique" in message and "revision" in message
+
+
+def test_graph_knows_which_steps_feed_calls_on_their_own_role(tmp_path):
+    # What lets the judge's slots (and the revision's) be handed on at once: no step that reads them calls their
+    # model role. The answer and the critique feed the revision on the generator; enrichment feeds every row.
+    pipeline = Pipeline.from_config(compose_run(tmp_path / "o", tmp_path / "c", ["experiment=fake_smoke"]))
+    feeds = {name: pipeline.feeds_own_role(name) for name in pipeline.steps}
+    assert feeds["judge"] is False and feeds["revision"] is False
+    assert feeds["answer"] is True and feeds["critique"] is True and feeds["enrich"] is True
+    assert feeds["census"] is False  # no model role
+    assert pipeline.steps["judge"].role != pipeline.steps["revision"].role
