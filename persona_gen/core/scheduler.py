@@ -369,14 +369,18 @@ class Scheduler:
         assert ep.pool is not None
         ep.unsettled += 1
         call, caller = pending.call, ep.caller
-        gate = pending.gate = (_Gate(lambda ep=ep, p=pending: self._hand_on(ep, p), open_=open_)
-                               if ep.gated else None)
+        then = lambda out, ep=ep, p=pending: self._done.put((ep, p, out))  # noqa: E731 (one per call, kept short)
+        if not ep.gated:  # an in-process engine (the fake, the embedded model): no gate, nothing more per call
+            ep.pool.run(lambda: caller.attempt(call.stage, call.module, dict(call.inputs), pending.key), then,
+                        ep.in_flight)
+            return
+        gate = pending.gate = _Gate(lambda ep=ep, p=pending: self._hand_on(ep, p), open_=open_)
 
         def job() -> Any:
             with gated(gate):
                 return caller.attempt(call.stage, call.module, dict(call.inputs), pending.key)
 
-        ep.pool.run(job, lambda out, ep=ep, p=pending: self._done.put((ep, p, out)), ep.in_flight + ep.n_staged)
+        ep.pool.run(job, then, ep.in_flight + ep.n_staged)
 
     def _stage(self, ep: Endpoint, item: tuple[tuple[int, int, int], int, _Pending]) -> None:
         """Prepare a waiting call's request on a worker, to be sent the moment a slot frees (``_send``)."""
@@ -396,6 +400,10 @@ class Scheduler:
                     heapq.heappush(ep.queue, ((-RETRY_TIER, 0, 0), next(self._seq), heapq.heappop(ep.deferred)[2]))
                 limit = max(1, int(ep.limit))
                 waiting = ep.queue
+                if not ep.ahead:  # nothing is staged on an endpoint that does not gate its exchange
+                    while waiting and ep.in_flight < limit:
+                        self._send(ep, heapq.heappop(waiting)[2])
+                    continue
                 while ep.in_flight < limit:
                     staged = _best_staged(ep)
                     if staged is not None:
