@@ -293,7 +293,8 @@ class OpenAICompatibleEngine(_Wire):
 
 class _CurlClient:
     """libcurl easy handles, one per calling thread (a handle keeps its connection alive between calls and is
-    not thread-safe), all closed by ``close``. A handle made before a ``fork`` is not used after it."""
+    not thread-safe), closed with their thread or by ``close``. A handle made before a ``fork`` is not used after
+    it."""
 
     def __init__(self, wire: _Wire) -> None:
         import pycurl
@@ -305,7 +306,7 @@ class _CurlClient:
         self._ca = _ca_locations()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._handles: list[Any] = []
+        self._handles: weakref.WeakSet[Any] = weakref.WeakSet()  # held by the threads' locals only
 
     def _handle(self) -> Any:
         pycurl = self._pycurl
@@ -326,7 +327,7 @@ class _CurlClient:
         handle.setopt(pycurl.TIMEOUT_MS, max(1, int(self._wire.timeout_s * 1000)))
         self._local.handle, self._local.pid = handle, os.getpid()
         with self._lock:
-            self._handles.append(handle)
+            self._handles.add(handle)
         return handle
 
     def post(self, body: bytes) -> tuple[int, str | None, bytes]:
@@ -352,7 +353,7 @@ class _CurlClient:
 
     def close(self) -> None:
         with self._lock:
-            handles, self._handles = self._handles, []
+            handles, self._handles = list(self._handles), weakref.WeakSet()
         for handle in handles:
             handle.close()
         self._local = threading.local()

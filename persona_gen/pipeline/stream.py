@@ -126,8 +126,10 @@ class _Stream:
         self.priority = {s.name: i for i, s in enumerate(row_steps)}
         run_steps = self.pipeline.run_steps()
         self.priority.update({s.name: i for i, s in enumerate(run_steps)})
-        # A step whose answers unlock no call on its own endpoint (the judge) may hand its slot on the moment its
-        # answer is in (Scheduler.submit's hand_on); the others' slots are refilled by the scheduling thread.
+        # A step whose answers unlock no call on its own endpoint (the judge, the revision) may hand its slot on the
+        # moment its answer is in (Scheduler.submit's hand_on). The others' slots are refilled by the scheduling
+        # thread, after the answers before them were handled: a critique handing its slot on before its revision
+        # was queued swung the generator's rounds between all critiques and all revisions (bench/RESULTS.md [10]).
         self.hand_on = {s.name: not self.pipeline.feeds_own_role(s.name) for s in row_steps}
         self.rank: dict[str, int] = {}  # persona id, or question id -> the persona index its rows are served by
         self.local: dict[str, dict[str, RowResult]] = {s.name: {} for s in self.chunk_steps}
