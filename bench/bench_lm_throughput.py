@@ -52,8 +52,11 @@ def _client(base_url: str, concurrency: int, io: str = "threads") -> Any:
     cfg = OmegaConf.create({"kind": "openai_compatible", "name": "stub-model", "base_url": base_url,
                             "api_key_env": "PERSONA_GEN_API_KEY", "temperature": 0.0, "max_tokens": 512,
                             "concurrency": concurrency, "timeout_s": 60.0, "num_retries": 4,
-                            "structured_output": "json_object", "io": io})
+                            "structured_output": "json_object", "io": io, "http_client": HTTP_CLIENT[0]})
     return build_lm(cfg, role="judge")
+
+
+HTTP_CLIENT = ["curl"]  # --http-client
 
 
 def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None,
@@ -311,7 +314,10 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=1280, help="calls at --latency-ms")
     parser.add_argument("--profile-calls", type=int, default=200, help="0 skips the profile")
     parser.add_argument("--repeats", type=int, default=5, help="runs of Caller.map at --latency-ms")
+    parser.add_argument("--http-client", choices=("curl", "urllib3"), default="curl",
+                        help="models.<role>.http_client of persona_gen's threaded calls")
     args = parser.parse_args()
+    HTTP_CLIENT[0] = args.http_client
     print_machine()
     n, c = args.calls, args.concurrency
 
