@@ -43,6 +43,10 @@ def _items(n: int, offset: int = 0) -> list[dict[str, str]]:
              "second_answer": "Buy the car, you deserve it."} for i in range(n)]
 
 
+# models.<role>.http_client of persona_gen's threaded calls (--http-client).
+HTTP_CLIENT = "curl"
+
+
 def _client(base_url: str, concurrency: int, io: str = "threads") -> Any:
     from omegaconf import OmegaConf
 
@@ -52,11 +56,9 @@ def _client(base_url: str, concurrency: int, io: str = "threads") -> Any:
     cfg = OmegaConf.create({"kind": "openai_compatible", "name": "stub-model", "base_url": base_url,
                             "api_key_env": "PERSONA_GEN_API_KEY", "temperature": 0.0, "max_tokens": 512,
                             "concurrency": concurrency, "timeout_s": 60.0, "num_retries": 4,
-                            "structured_output": "json_object", "io": io, "http_client": HTTP_CLIENT[0]})
+                            "structured_output": "json_object", "io": io, "http_client": HTTP_CLIENT})
     return build_lm(cfg, role="judge")
 
-
-HTTP_CLIENT = ["curl"]  # --http-client
 
 
 def run_caller(base_url: str, n: int, concurrency: int, *, offset: int, cache_dir: Path | None,
@@ -317,7 +319,8 @@ def main() -> None:
     parser.add_argument("--http-client", choices=("curl", "urllib3"), default="curl",
                         help="models.<role>.http_client of persona_gen's threaded calls")
     args = parser.parse_args()
-    HTTP_CLIENT[0] = args.http_client
+    global HTTP_CLIENT
+    HTTP_CLIENT = args.http_client
     print_machine()
     n, c = args.calls, args.concurrency
 

@@ -391,8 +391,8 @@ class Scheduler:
         self._dispatch(ep, pending, open_=False)
 
     def _pump(self, now: float) -> int:
-        """Send waiting calls into free slots and stage the next ones; returns how many were sent on wire-gated
-        endpoints."""
+        """Send waiting calls into free slots and stage the next ones; returns how many were sent on endpoints that
+        stage (wire-gated ones)."""
         sent = 0
         for ep in self.endpoints.values():
             with ep.lock:
@@ -412,7 +412,7 @@ class Scheduler:
                         self._send(ep, heapq.heappop(waiting)[2])
                     else:
                         break
-                    sent += ep.gated
+                    sent += 1
                 while ep.n_staged < ep.ahead and waiting:
                     self._stage(ep, heapq.heappop(waiting))
         return sent
